@@ -1,0 +1,5 @@
+import sys
+
+from sarzoo.cli import main
+
+sys.exit(main())

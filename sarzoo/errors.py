@@ -1,0 +1,32 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad recipe, a missing file, a broken plugin) is raised as a
+``SarzooError``; the CLI prints its message as one paragraph and exits with status 2. Any
+other exception is a bug in sarzoo and is allowed to show its traceback.
+"""
+from __future__ import annotations
+
+
+class SarzooError(Exception):
+    """An error caused by input the user can fix; its message is the whole explanation."""
+
+    exit_code = 2
+
+
+class RecipeError(SarzooError):
+    """A recipe is invalid; names the file, line and key path so the user can go straight there."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 key: str | None = None):
+        self.file, self.line, self.key, self.reason = file, line, key, message
+        where = []
+        if file:
+            where.append(f"{file}:{line}" if line else str(file))
+        if key:
+            where.append(f"key '{key}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class PluginError(SarzooError):
+    """A plugin failed to load or register, or two plugins claim the same name."""

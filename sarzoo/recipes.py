@@ -1,0 +1,238 @@
+"""Loading recipes: YAML (safe_load only) with line tracking, ``extends:`` inheritance and overrides.
+
+Every key of the merged recipe remembers where it came from (file and line, or the ``--set``
+that wrote it), so validation errors can send the user to the exact spot.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Union
+
+import yaml
+
+from sarzoo.errors import RecipeError
+
+PathKey = tuple[Union[str, int], ...]
+BUILTIN_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def keypath(path: Iterable[str | int]) -> str:
+    """``("encoder", "stages", 1, "block")`` → ``encoder.stages[1].block``."""
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+@dataclass
+class Origin:
+    file: str | None
+    line: int | None = None
+
+    def error(self, message: str, path: PathKey) -> RecipeError:
+        return RecipeError(message, file=self.file, line=self.line, key=keypath(path) or None)
+
+
+@dataclass
+class RawRecipe:
+    """A merged but not yet validated recipe, with where each key came from."""
+
+    data: dict[str, Any]
+    origins: dict[PathKey, Origin] = field(default_factory=dict)
+    source: str | None = None
+
+    def origin(self, path: PathKey) -> Origin:
+        """The origin of ``path`` or of its closest ancestor that has one."""
+        p = tuple(path)
+        while p:
+            if p in self.origins:
+                return self.origins[p]
+            p = p[:-1]
+        return self.origins.get((), Origin(self.source))
+
+    def error(self, message: str, path: PathKey) -> RecipeError:
+        return self.origin(path).error(message, path)
+
+
+def _record_lines(node: yaml.Node, path: PathKey, file: str, out: dict[PathKey, Origin]) -> None:
+    out[path] = Origin(file, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            out[path + (key,)] = Origin(file, key_node.start_mark.line + 1)
+            _record_lines(value_node, path + (key,), file, out)
+            out[path + (key,)] = Origin(file, key_node.start_mark.line + 1)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _record_lines(item, path + (i,), file, out)
+
+
+def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError("recipe file not found", file=name) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe: {exc}", file=name) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"invalid YAML: {problem}", file=name,
+                          line=mark.line + 1 if mark else None) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"a recipe must be a YAML mapping of keys, got {type(data).__name__}",
+                          file=name, line=1)
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise RecipeError(f"keys must be strings, got {bad[0]!r}", file=name)
+    origins: dict[PathKey, Origin] = {(): Origin(name, 1)}
+    if node is not None:
+        _record_lines(node, (), name, origins)
+    return data, origins
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """Mappings merge key by key; anything else (lists included) is replaced by the override."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for k, v in override.items():
+            out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(override)
+
+
+def _resolve_path(ref: str, relative_to: Path | None) -> Path:
+    p = Path(ref).expanduser()
+    if not p.is_absolute() and relative_to is not None:
+        p = relative_to / p
+    if not p.exists() and p.suffix == "" and p.with_suffix(".yaml").exists():
+        p = p.with_suffix(".yaml")
+    return p
+
+
+def find_recipe(ref: str | Path) -> Path:
+    """A path as given, or the name of a built-in recipe (``res_cbam`` → recipes/res_cbam.yaml)."""
+    p = Path(ref)
+    if p.exists() or p.suffix:
+        return p
+    builtin = BUILTIN_RECIPES / f"{p.name}.yaml"
+    return builtin if builtin.exists() else p
+
+
+def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawRecipe:
+    path = path.resolve() if path.exists() else path
+    if path in stack:
+        chain = " → ".join(str(p) for p in stack + (path,))
+        raise RecipeError(f"'extends' cycle: {chain}", file=str(stack[-1]), key="extends")
+    data, origins = _parse_file(path)
+    parents = data.pop("extends", None)
+    if parents is None:
+        return RawRecipe(data, origins, str(path))
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise origins[("extends",)].error("'extends' must be a path or a list of paths", ("extends",))
+    merged = RawRecipe({}, {}, str(path))
+    for i, parent in enumerate(parents):
+        ppath = _resolve_path(parent, path.parent)
+        if not ppath.exists():
+            line_key = ("extends", i) if ("extends", i) in origins else ("extends",)
+            raise origins[line_key].error(f"extended recipe '{parent}' not found (looked for {ppath})",
+                                          ("extends",))
+        base = _load_with_extends(ppath, stack + (path,))
+        merged.data = deep_merge(merged.data, base.data)
+        merged.origins.update(base.origins)
+    merged.data = deep_merge(merged.data, data)
+    merged.origins.update({k: v for k, v in origins.items() if k[:1] != ("extends",)})
+    return merged
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"a.b.c=value"`` → (``"a.b.c"``, value parsed as YAML)."""
+    if "=" not in item:
+        raise RecipeError(f"override '{item}' must look like key.path=value", file="--set")
+    key, text = item.split("=", 1)
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"value of override '{item}' is not valid YAML: {exc}", file="--set",
+                          key=key) from None
+    return key.strip(), value
+
+
+def normalise_overrides(overrides: Mapping[str, Any] | Iterable[str] | None) -> list[tuple[str, Any]]:
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        return [(str(k), v) for k, v in overrides.items()]
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    return [parse_override(o) for o in overrides]
+
+
+def apply_override(raw: RawRecipe, key: str, value: Any) -> None:
+    parts: list[str | int] = [p for p in key.split(".")]
+    if not key or any(p == "" for p in parts):
+        raise RecipeError(f"override key '{key}' is not a valid key path", file="--set")
+    origin = Origin(f"--set {key}")
+    node: Any = raw.data
+    path: list[str | int] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not str(part).lstrip("-").isdigit():
+                raise origin.error(f"'{keypath(path)}' is a list: index it with a number, got '{part}'", tuple(path))
+            idx = int(part)
+            if not -len(node) <= idx < len(node):
+                raise origin.error(f"index {idx} is out of range: '{keypath(path)}' has {len(node)} items",
+                                   tuple(path))
+            part = idx % len(node)
+        elif not isinstance(node, dict):
+            raise origin.error(f"'{keypath(path)}' is a {type(node).__name__}, not a mapping", tuple(path))
+        path.append(part)
+        if last:
+            node[part] = copy.deepcopy(value)
+        else:
+            if isinstance(node, dict) and (part not in node or node[part] is None):
+                node[part] = {}
+            node = node[part]
+    raw.origins[tuple(path)] = origin
+    for k in [k for k in raw.origins if k[:len(path)] == tuple(path) and len(k) > len(path)]:
+        raw.origins[k] = origin
+
+
+def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None) -> RawRecipe:
+    """Read a recipe file (or take a dict), follow ``extends:``, apply overrides."""
+    if isinstance(recipe, Mapping):
+        data = copy.deepcopy(dict(recipe))
+        parents = data.pop("extends", None)
+        raw = RawRecipe({}, {(): Origin("<dict>")}, "<dict>")
+        for parent in ([parents] if isinstance(parents, str) else parents or []):
+            base = _load_with_extends(_resolve_path(parent, None), ())
+            raw.data = deep_merge(raw.data, base.data)
+            raw.origins.update(base.origins)
+        raw.data = deep_merge(raw.data, data)
+    else:
+        raw = _load_with_extends(find_recipe(recipe), ())
+    for key, value in normalise_overrides(overrides):
+        apply_override(raw, key, value)
+    return raw
+
+
+def load_recipe(recipe: str | Path | Mapping[str, Any], overrides=None) -> dict[str, Any]:
+    """The fully resolved recipe: inherited, overridden, validated, defaults and mirrors filled in."""
+    from sarzoo.schema import resolve
+
+    return resolve(load_raw(recipe, overrides))
+
+
+def dump(recipe: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(recipe), sort_keys=False, default_flow_style=None, width=100)
