@@ -180,7 +180,10 @@ class _Planner:
             if shape[1:] != in_shape[1:]:
                 scale = math.prod(st["scale"] for st in r["decoder"]["stages"])
                 hint += (f" The decoder enlarges by {scale} in total but the encoder reduces by {total}.")
-            self.fail(f"the decoder outputs {shape} but the input is {in_shape}.{hint}", ("decoder",))
+            key = ("decoder", "head") if (r["decoder"]["head"] and shape[0] != in_shape[0]) else ("decoder", "stages")
+            if self.raw is not None and key not in self.raw.origins:
+                key = ("decoder",)
+            self.fail(f"the decoder outputs {shape} but the input is {in_shape}.{hint}", key)
         return Plan(r, in_shape, enc, dec, total)
 
 

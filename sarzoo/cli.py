@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except SarzooError as exc:
         print(f"sarzoo {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # e.g. `sarzoo list | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"sarzoo {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -198,6 +198,10 @@ def apply_override(raw: RawRecipe, key: str, value: Any) -> None:
         elif not isinstance(node, dict):
             raise origin.error(f"'{keypath(path)}' is a {type(node).__name__}, not a mapping", tuple(path))
         path.append(part)
+        if not last and isinstance(node, dict) and isinstance(node.get(part), str):
+            # A component named by a bare string: setting one of its options turns it into
+            # the equivalent mapping, so `--set encoder.stage.block.shortcut=conv` just works.
+            node[part] = {"type": node[part]}
         if last:
             node[part] = copy.deepcopy(value)
         else:

@@ -1,0 +1,24 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RECIPES = ROOT / "recipes"
+
+
+@pytest.fixture
+def recipes_dir() -> Path:
+    return RECIPES
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300):
+    """Run ``python -m sarzoo`` in a real subprocess and return the CompletedProcess."""
+    import subprocess
+
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "sarzoo", *map(str, args)], capture_output=True,
+                          text=True, env=full_env, cwd=cwd, timeout=timeout)

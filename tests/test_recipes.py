@@ -1,0 +1,167 @@
+"""Recipe loading: extends, overrides, resolution, and errors that name file, line and key."""
+import textwrap
+
+import pytest
+import torch
+import yaml
+
+import sarzoo
+from sarzoo.builder import check
+from sarzoo.errors import RecipeError, SarzooError
+from tests.conftest import RECIPES, run_cli
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_extends_deep_merges(tmp_path):
+    child = write(tmp_path, "child.yaml", f"""
+        extends: {RECIPES / 'tiny.yaml'}
+        name: child
+        encoder:
+          stage: {{depth: 2}}
+    """)
+    r = sarzoo.load_recipe(child)
+    assert r["name"] == "child"
+    assert r["encoder"]["stage"]["depth"] == 2
+    assert r["encoder"]["stage"]["attention"]["type"] == "cbam"   # inherited through two levels
+    assert r["encoder"]["stem"]["out_channels"] == 16
+
+
+def test_decoder_mirrors_encoder():
+    r = sarzoo.load_recipe(RECIPES / "res.yaml")
+    assert [s["out_channels"] for s in r["decoder"]["stages"]] == [512, 256, 128, 64]
+    assert all(s["depth"] == 2 and s["scale"] == 2 for s in r["decoder"]["stages"])
+    assert all(s["upsample"]["type"] == "interp" for s in r["decoder"]["stages"])
+
+
+@pytest.mark.parametrize("overrides", [
+    {"encoder.stage.depth": 1, "encoder.stages.0.out_channels": 24},
+    ["encoder.stage.depth=1", "encoder.stages.0.out_channels=24"],
+])
+def test_overrides_dict_and_list(overrides):
+    r = sarzoo.load_recipe(RECIPES / "tiny.yaml", overrides)
+    assert r["encoder"]["stage"]["depth"] == 1
+    assert r["encoder"]["stages"][0]["out_channels"] == 24
+
+
+def test_override_values_are_yaml():
+    r = sarzoo.load_recipe(RECIPES / "tiny.yaml", ["input.size=[32, 48]", "encoder.stage.attention=null"])
+    assert r["input"]["size"] == [32, 48]
+    assert r["encoder"]["stages"][0]["attention"] is None
+
+
+def test_override_option_of_string_component():
+    r = sarzoo.load_recipe(RECIPES / "res.yaml", ["encoder.stage.block.shortcut=bn_relu_conv"])
+    assert r["encoder"]["stage"]["block"] == {"type": "preact", "shortcut": "bn_relu_conv"}
+
+
+def test_resolved_recipe_rebuilds_identically(tmp_path):
+    r = sarzoo.load_recipe(RECIPES / "res_cbam.yaml")
+    p = tmp_path / "resolved.yaml"
+    p.write_text(yaml.safe_dump(r))
+    assert sarzoo.load_recipe(p) == r
+    a, b = sarzoo.build(RECIPES / "tiny.yaml"), sarzoo.build(sarzoo.load_recipe(RECIPES / "tiny.yaml"))
+    assert [(k, v.shape) for k, v in a.state_dict().items()] == [(k, v.shape) for k, v in b.state_dict().items()]
+
+
+def test_builtin_recipe_by_name():
+    assert sarzoo.load_recipe("tiny")["name"] == "tiny"
+
+
+def test_api_encode_decode():
+    m = sarzoo.build("tiny").eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        x_hat, z = m(x)
+        assert torch.equal(m.encode(x), z)
+        assert torch.equal(m.decode(z), x_hat)
+    assert m.recipe["name"] == "tiny"
+    assert {"kind": "attention", "name": "cbam", "distribution": "sarzoo", "version": sarzoo.__version__} in m.provenance()
+
+
+# ---- errors -------------------------------------------------------------------------------
+
+def err(tmp_path, text, overrides=None) -> RecipeError:
+    p = write(tmp_path, "bad.yaml", text)
+    with pytest.raises(SarzooError) as info:
+        check(p, overrides)
+    return info.value
+
+
+TINY = f"extends: {RECIPES / 'tiny.yaml'}\n"
+
+
+def test_unknown_component_did_you_mean(tmp_path):
+    e = err(tmp_path, TINY + "encoder:\n  stage:\n    block: preactt\n")
+    msg = str(e)
+    assert "bad.yaml:4" in msg and "encoder.stage.block" in msg and "did you mean 'preact'" in msg
+
+
+def test_unknown_key_did_you_mean(tmp_path):
+    e = err(tmp_path, TINY + "encoder:\n  stage:\n    depht: 2\n")
+    assert "bad.yaml:4" in str(e) and "'depth'" in str(e) and e.key == "encoder.stage.depht"
+
+
+def test_unknown_option_did_you_mean(tmp_path):
+    e = err(tmp_path, TINY + "encoder:\n  stage:\n    attention: {type: cbam, reductoin: 4}\n")
+    assert "'reduction'" in str(e) and "encoder.stage.attention.reductoin" in str(e)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("encoder:\n  stage:\n    depth: two\n", "must be an integer"),
+    ("encoder:\n  stage:\n    depth: 99\n", "<= 32"),
+    ("encoder:\n  stage:\n    depth: -1\n", ">= 0"),
+    ("input:\n  size: [60, 60]\n", "multiple of the encoder's total stride 8"),
+    ("encoder:\n  stage:\n    block: {type: preact, shortcut: identity}\n", "shortcut 'identity'"),
+    ("decoder:\n  head: null\n", "must output 1"),
+    ("decoder:\n  stages: [{out_channels: 1}]\n", "enlarges by 2"),
+    ("encoder:\n  stages: []\n", "1 to 12 items"),
+    ("encoder:\n  stages: [{depth: 1}]\n", "required key 'out_channels'"),
+    ("encoder:\n  stage:\n    attention: {type: cbam, kernel_size: 4}\n", "must be one of"),
+    ("input: 5\n", "must be a mapping"),
+])
+def test_bad_values(tmp_path, text, needle):
+    e = err(tmp_path, TINY + text)
+    assert needle in str(e), str(e)
+    assert "bad.yaml" in str(e) or "tiny.yaml" in str(e)
+
+
+def test_yaml_syntax_error_line(tmp_path):
+    e = err(tmp_path, "name: x\nencoder:\n  stages: [1, 2\n")
+    assert "bad.yaml:" in str(e) and "invalid YAML" in str(e)
+
+
+def test_extends_cycle_and_missing(tmp_path):
+    write(tmp_path, "a.yaml", "extends: b.yaml\n")
+    write(tmp_path, "b.yaml", "extends: a.yaml\n")
+    with pytest.raises(RecipeError, match="cycle"):
+        check(tmp_path / "a.yaml")
+    e = err(tmp_path, "extends: nowhere.yaml\n")
+    assert "nowhere.yaml" in str(e) and "not found" in str(e)
+
+
+def test_missing_file():
+    with pytest.raises(RecipeError, match="not found"):
+        check("/nonexistent/recipe.yaml")
+
+
+def test_override_errors():
+    with pytest.raises(RecipeError, match="out of range"):
+        check(RECIPES / "tiny.yaml", ["encoder.stages.7.out_channels=3"])
+    with pytest.raises(RecipeError, match="key.path=value"):
+        check(RECIPES / "tiny.yaml", ["encoder.stage.depth"])
+
+
+def test_cli_errors_exit_2_without_traceback(tmp_path):
+    bad = write(tmp_path, "bad.yaml", TINY + "encoder:\n  stage:\n    block: preactt\n")
+    for args in (["build", bad], ["build", tmp_path / "missing.yaml"],
+                 ["build", RECIPES / "tiny.yaml", "--set", "encoder.stage.depth=abc"],
+                 ["build", RECIPES / "tiny.yaml", "--input-size", "60", "60"]):
+        res = run_cli(*args)
+        assert res.returncode == 2, res.stderr
+        assert "Traceback" not in res.stderr and res.stderr.strip().startswith("sarzoo build: error:")
+        assert len(res.stderr.strip().splitlines()) == 1
