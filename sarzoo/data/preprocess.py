@@ -1,0 +1,243 @@
+"""SAR radiometric preprocessing: raw values -> dB -> clipped -> [0, 1], and back.
+
+SAR pixel values span five orders of magnitude and carry multiplicative speckle, so networks
+are trained on a clipped decibel scale. The exact clip range must travel with every model
+(checkpoint) or reconstructions come back at the wrong scale; that is why ``Preprocessing``
+serialises to plain Python types only (``torch.load(weights_only=True)`` accepts nothing else).
+
+Percentile clip ranges are estimated by ``DbHistogram``: a fixed-bin histogram over dB that is
+fed window by window, so the memory used does not grow with the size of the training set.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterable
+
+import numpy as np
+
+from sarzoo.errors import SarzooError
+
+DOMAINS = ("intensity", "amplitude", "db")
+
+#: Histogram range and resolution for percentile estimation (dB). Anything outside lands in
+#: the edge bins; 0.01 dB is far below what matters for a clip bound.
+HIST_DB_MIN = -150.0
+HIST_DB_MAX = 150.0
+HIST_BIN_DB = 0.01
+
+
+def _check_domain(domain: str) -> str:
+    d = str(domain).lower()
+    if d not in DOMAINS:
+        raise SarzooError(f"unknown data domain {domain!r}: expected one of {', '.join(DOMAINS)}")
+    return d
+
+
+def _is_torch(x: Any) -> bool:
+    mod = type(x).__module__
+    return mod.startswith("torch")
+
+
+def valid_mask(raw: Any, domain: str, nodata: float | None = None) -> Any:
+    """True where ``raw`` holds a measurement.
+
+    NaN/inf and the declared ``nodata`` value are always no-data. In the linear domains an
+    exact zero is no-data too (a measured intensity is never exactly zero, and zero is the
+    fill value of Sentinel-1 GRD borders); in dB a zero is a valid 1.0 intensity, so a dB
+    product that uses 0 as fill must declare ``nodata: 0``.
+    """
+    domain = _check_domain(domain)
+    if _is_torch(raw):
+        import torch
+
+        m = torch.isfinite(raw)
+        if domain != "db":
+            m &= raw != 0
+        if nodata is not None and np.isfinite(nodata):
+            m &= raw != nodata
+        return m
+    raw = np.asarray(raw)
+    m = np.isfinite(raw)
+    if domain != "db":
+        m &= raw != 0
+    if nodata is not None and np.isfinite(nodata):
+        m &= raw != nodata
+    return m
+
+
+def to_db(raw: Any, domain: str, eps: float = 1e-10) -> Any:
+    """Raw values of ``domain`` in dB: ``10·log10(max(I, eps))`` of the linear intensity I.
+
+    Negative intensities (thermal-noise-removed products have some) are floored at ``eps``
+    rather than rejected: they are real, very dark measurements. No-data is not handled here.
+    """
+    domain = _check_domain(domain)
+    if _is_torch(raw):
+        import torch
+
+        raw = raw.to(torch.float64) if not raw.is_floating_point() else raw
+        if domain == "db":
+            return raw
+        inten = raw * raw if domain == "amplitude" else raw
+        return 10.0 * torch.log10(torch.clamp(inten, min=eps))
+    raw = np.asarray(raw)
+    if not np.issubdtype(raw.dtype, np.floating):
+        raw = raw.astype(np.float64)
+    if domain == "db":
+        return raw
+    with np.errstate(invalid="ignore", over="ignore"):
+        inten = raw * raw if domain == "amplitude" else raw
+        return 10.0 * np.log10(np.maximum(inten, eps))
+
+
+class DbHistogram:
+    """Streaming percentile estimator over dB values (bounded memory, exact counts per bin).
+
+    Why a histogram and not reservoir sampling: it is deterministic, mergeable across scenes,
+    and its error is bounded by the bin width (0.01 dB) instead of by chance.
+    """
+
+    def __init__(self, lo: float = HIST_DB_MIN, hi: float = HIST_DB_MAX, bin_width: float = HIST_BIN_DB):
+        self.lo, self.hi, self.bin_width = float(lo), float(hi), float(bin_width)
+        self.n_bins = int(round((self.hi - self.lo) / self.bin_width))
+        self.counts = np.zeros(self.n_bins, dtype=np.int64)
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+    def update(self, db_values: np.ndarray) -> None:
+        """Add finite dB values (any shape); values outside the range go to the edge bins."""
+        v = np.asarray(db_values, dtype=np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return
+        idx = np.floor((v - self.lo) / self.bin_width).astype(np.int64)
+        np.clip(idx, 0, self.n_bins - 1, out=idx)
+        self.counts += np.bincount(idx, minlength=self.n_bins)
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0..100), linearly interpolated inside the bin that holds it."""
+        total = self.total
+        if total == 0:
+            raise SarzooError("cannot compute clip percentiles: the training data has no valid pixel")
+        target = float(q) / 100.0 * total
+        cum = np.cumsum(self.counts)
+        i = int(np.searchsorted(cum, target, side="left"))
+        i = min(max(i, 0), self.n_bins - 1)
+        before = cum[i - 1] if i > 0 else 0
+        in_bin = self.counts[i]
+        frac = 0.0 if in_bin == 0 else (target - before) / in_bin
+        frac = min(max(frac, 0.0), 1.0)
+        return self.lo + (i + frac) * self.bin_width
+
+
+@dataclass
+class Preprocessing:
+    """Raw SAR values <-> model input in [0, 1] with a validity mask.
+
+    ``vmin``/``vmax`` are the clip range in dB; ``fill`` is the [0, 1] value written into
+    no-data pixels (the mask tells the loss/metrics to ignore them); ``nodata`` is an extra
+    raw value meaning "no measurement" besides NaN (and zero in the linear domains).
+    """
+
+    domain: str = "intensity"
+    vmin: float = -25.0
+    vmax: float = 0.0
+    eps: float = 1e-10
+    fill: float = 0.0
+    nodata: float | None = None
+
+    def __post_init__(self) -> None:
+        self.domain = _check_domain(self.domain)
+        self.vmin, self.vmax = float(self.vmin), float(self.vmax)
+        self.eps, self.fill = float(self.eps), float(self.fill)
+        self.nodata = None if self.nodata is None else float(self.nodata)
+        if not (np.isfinite(self.vmin) and np.isfinite(self.vmax) and self.vmax > self.vmin):
+            raise SarzooError(f"invalid clip range: vmin={self.vmin} dB must be below vmax={self.vmax} dB")
+
+    # -- forward -------------------------------------------------------------------------
+    def mask(self, raw: Any, nodata: float | None = None) -> Any:
+        """Validity mask of ``raw``; ``nodata`` (e.g. the file's own value) adds to ``self.nodata``."""
+        m = valid_mask(raw, self.domain, self.nodata)
+        if nodata is not None and np.isfinite(nodata) and nodata != self.nodata:
+            m = m & (raw != nodata)
+        return m
+
+    def forward(self, raw: Any, nodata: float | None = None) -> tuple[Any, Any]:
+        """``(x01, mask)``: float32 in [0, 1] and bool (False = no-data, filled with ``fill``)."""
+        m = self.mask(raw, nodata)
+        db = to_db(raw, self.domain, self.eps)
+        span = self.vmax - self.vmin
+        if _is_torch(raw):
+            import torch
+
+            x = ((torch.clamp(db, self.vmin, self.vmax) - self.vmin) / span).to(torch.float32)
+            x = torch.where(m, x, torch.full_like(x, self.fill))
+            return x, m
+        with np.errstate(invalid="ignore"):
+            x = ((np.clip(db, self.vmin, self.vmax) - self.vmin) / span).astype(np.float32)
+        x = np.where(m, x, np.float32(self.fill)).astype(np.float32, copy=False)
+        return x, m
+
+    __call__ = forward
+
+    # -- inverse -------------------------------------------------------------------------
+    def inverse(self, x01: Any, domain: str | None = None) -> Any:
+        """Model-domain values back to ``domain`` (default: the declared input domain).
+
+        Values are clamped to [0, 1] first: a decoder output outside it has no meaning beyond
+        the clip range. Clipped extremes stay clipped; the inverse cannot recover them.
+        """
+        domain = _check_domain(domain or self.domain)
+        span = self.vmax - self.vmin
+        if _is_torch(x01):
+            import torch
+
+            xf = x01 if x01.is_floating_point() else x01.to(torch.float32)
+            db = self.vmin + torch.clamp(xf, 0.0, 1.0) * span
+            if domain == "db":
+                return db
+            inten = torch.pow(10.0, db / 10.0)
+            return torch.sqrt(inten) if domain == "amplitude" else inten
+        xf = np.asarray(x01)
+        if not np.issubdtype(xf.dtype, np.floating):
+            xf = xf.astype(np.float64)
+        db = self.vmin + np.clip(xf, 0.0, 1.0) * span
+        if domain == "db":
+            return db
+        inten = np.power(10.0, db / 10.0)
+        return np.sqrt(inten) if domain == "amplitude" else inten
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain ``str``/``float``/``None`` values only, safe for ``torch.load(weights_only=True)``."""
+        d = asdict(self)
+        return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
+        """Inverse of ``to_dict``; unknown keys are an error (a newer checkpoint format)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise SarzooError(f"unknown preprocessing parameters {sorted(unknown)}")
+        return cls(**dict(d))
+
+
+def fit_percentiles(db_chunks: Iterable[np.ndarray], low: float, high: float) -> tuple[float, float]:
+    """Percentile clip range ``(vmin, vmax)`` of streamed dB values (valid pixels only).
+
+    A range narrower than 0.1 dB (constant data) is widened to 1 dB around its centre, so the
+    scaling neither divides by zero nor turns quantisation noise into full-scale contrast.
+    """
+    if not (0.0 <= low < high <= 100.0):
+        raise SarzooError(f"invalid clip percentiles low={low}, high={high}: need 0 <= low < high <= 100")
+    hist = DbHistogram()
+    for chunk in db_chunks:
+        hist.update(chunk)
+    vmin, vmax = hist.percentile(low), hist.percentile(high)
+    if vmax - vmin < 0.1:
+        mid = 0.5 * (vmin + vmax)
+        vmin, vmax = mid - 0.5, mid + 0.5
+    return float(vmin), float(vmax)

@@ -1,0 +1,246 @@
+"""Readers: every supported format, windowed reads, nodata, and up-front validation."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+rasterio = pytest.importorskip("rasterio")
+from rasterio.transform import Affine  # noqa: E402
+
+from sarzoo.data.readers import (ArrayScene, RasterScene, expand_paths, iter_blocks,  # noqa: E402
+                                 open_file, open_sources)
+from sarzoo.errors import SarzooError  # noqa: E402
+
+
+def write_raster(path, data, driver="GTiff", nodata=None, tiled=False, block=16, georef=False, **kw):
+    """Write a one-band raster with rasterio (the library the readers use)."""
+    profile = dict(driver=driver, width=data.shape[1], height=data.shape[0], count=1, dtype=data.dtype.name)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if tiled:
+        profile.update(tiled=True, blockxsize=block, blockysize=block)
+    if georef:
+        profile.update(crs="EPSG:32633", transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4600000.0))
+    profile.update(kw)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data, 1)
+    return path
+
+
+@pytest.fixture
+def geotiff(tmp_path):
+    rng = np.random.default_rng(0)
+    data = rng.gamma(4, 0.25, (100, 90)).astype(np.float32) * 0.1
+    data[:7, :] = -9999.0
+    data[50, 60] = -9999.0
+    path = write_raster(tmp_path / "s1_vv.tif", data, nodata=-9999.0, tiled=True, block=16, georef=True,
+                        compress="deflate")
+    return path, data
+
+
+def test_geotiff_tiled_windowed_nodata(geotiff):
+    path, data = geotiff
+    (scene,) = open_file(path)
+    assert isinstance(scene, RasterScene)
+    assert scene.shape == (100, 90) and scene.nodata == -9999.0
+    with rasterio.open(path) as src:
+        assert src.block_shapes == [(16, 16)]  # really tiled, so windows touch a few tiles
+    expected = np.where(data == -9999.0, np.nan, data)
+    for r, c, h, w in [(0, 0, 100, 90), (5, 3, 20, 17), (37, 41, 33, 49), (99, 89, 1, 1), (44, 55, 16, 16)]:
+        got = scene.read(r, c, h, w)
+        assert got.dtype == np.float32 and got.shape == (h, w)
+        np.testing.assert_array_equal(got, expected[r:r + h, c:c + w])
+    assert np.isnan(scene.read(50, 60, 1, 1)).all()
+    with pytest.raises(ValueError):
+        scene.read(90, 0, 20, 10)
+
+
+def test_geotiff_reads_only_the_window(geotiff):
+    """The reader asks GDAL for the window, never for the whole raster."""
+    path, _ = geotiff
+    (scene,) = open_file(path)
+    src = scene._open()
+    calls = []
+
+    class Spy:
+        def read(self, *a, **kw):
+            calls.append(kw.get("window"))
+            return src.read(*a, **kw)
+
+    scene._open = Spy  # instance attribute shadows the method: reads go through the spy
+    scene.read(10, 20, 16, 16)
+    assert len(calls) == 1 and calls[0] is not None
+    assert (int(calls[0].height), int(calls[0].width)) == (16, 16)
+
+
+def test_geotiff_nodata_override_and_uint16(tmp_path):
+    data = np.arange(1, 401, dtype=np.uint16).reshape(20, 20)
+    data[0, :5] = 0
+    data[3, 3] = 7
+    path = write_raster(tmp_path / "u16.tif", data, nodata=0)
+    (scene,) = open_file(path)
+    got = scene.read(0, 0, 20, 20)
+    assert np.isnan(got[0, :5]).all() and not np.isnan(got[1:]).any()
+    (scene,) = open_file(path, nodata=7)  # the override replaces the file's value
+    got = scene.read(0, 0, 20, 20)
+    assert np.isnan(got[3, 3]) and got[0, 0] == 0.0
+
+
+def test_raster_scene_pickles(geotiff):
+    path, data = geotiff
+    (scene,) = open_file(path)
+    scene.read(10, 10, 5, 5)
+    blob = pickle.dumps(scene)
+    assert len(blob) < 2000  # no handle or pixel data travels with it
+    clone = pickle.loads(blob)
+    np.testing.assert_array_equal(clone.read(10, 10, 5, 5), data[10:15, 10:15])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_png(tmp_path, dtype):
+    info = np.iinfo(dtype)
+    data = np.random.default_rng(1).integers(0, info.max, (24, 40), endpoint=True).astype(dtype)
+    path = write_raster(tmp_path / f"img_{dtype.__name__}.png", data, driver="PNG")
+    (scene,) = open_sources(str(path))
+    assert scene.shape == (24, 40)
+    np.testing.assert_array_equal(scene.read(0, 0, 24, 40), data.astype(np.float32))
+    np.testing.assert_array_equal(scene.read(3, 5, 10, 11), data[3:13, 5:16].astype(np.float32))
+
+
+def test_plain_16bit_tiff(tmp_path):
+    data = np.random.default_rng(2).integers(0, 65535, (33, 21)).astype(np.uint16)
+    path = write_raster(tmp_path / "plain.tiff", data)
+    (scene,) = open_sources(path)
+    assert scene.nodata is None
+    np.testing.assert_array_equal(scene.read(4, 2, 20, 19), data[4:24, 2:21].astype(np.float32))
+
+
+def test_npy_stack_and_scene(tmp_path):
+    stack = np.random.default_rng(3).random((5, 16, 16)).astype(np.float32)
+    np.save(tmp_path / "patches.npy", stack)
+    scenes = open_file(tmp_path / "patches.npy")
+    assert len(scenes) == 5 and all(isinstance(s, ArrayScene) for s in scenes)
+    assert len({s.group for s in scenes}) == 1 and len({s.id for s in scenes}) == 5
+    np.testing.assert_array_equal(scenes[3].read(2, 4, 8, 8), stack[3, 2:10, 4:12])
+
+    scene2d = np.random.default_rng(4).random((30, 20))
+    scene2d[0, 0] = np.nan
+    np.save(tmp_path / "scene.npy", scene2d)
+    (s,) = open_file(tmp_path / "scene.npy", nodata=None)
+    assert s.shape == (30, 20)
+    got = s.read(0, 0, 30, 20)
+    assert got.dtype == np.float32 and np.isnan(got[0, 0])
+    np.testing.assert_allclose(got[1:], scene2d[1:].astype(np.float32))
+    assert isinstance(s._array(), np.memmap)  # windows come from a memory map, not a full load
+
+
+def test_npz_members(tmp_path):
+    a = np.random.default_rng(5).random((3, 8, 8)).astype(np.float32)
+    b = np.random.default_rng(6).random((12, 10)).astype(np.float32)
+    np.savez_compressed(tmp_path / "data.npz", a=a, b=b)
+    scenes = open_file(tmp_path / "data.npz")
+    assert [s.id.split(":")[-1] for s in scenes] == ["a[0]", "a[1]", "a[2]", "b"]
+    np.testing.assert_array_equal(scenes[1].read(0, 0, 8, 8), a[1])
+    np.testing.assert_array_equal(scenes[3].read(2, 3, 4, 5), b[2:6, 3:8])
+
+
+def test_complex_npy_is_intensity(tmp_path):
+    z = (np.arange(6).reshape(2, 3) + 1j).astype(np.complex64)
+    np.save(tmp_path / "slc.npy", z)
+    (s,) = open_file(tmp_path / "slc.npy")
+    np.testing.assert_allclose(s.read(0, 0, 2, 3), np.abs(z) ** 2)
+
+
+def test_expand_directory_and_glob(tmp_path):
+    safe = tmp_path / "S1A_GRD.SAFE"
+    (safe / "measurement").mkdir(parents=True)
+    (safe / "annotation").mkdir()
+    (safe / "manifest.safe").write_text("<xml/>")
+    (safe / "annotation" / "a.xml").write_text("<xml/>")
+    d = np.ones((8, 8), np.float32)
+    write_raster(safe / "measurement" / "vv.tiff", d)
+    write_raster(safe / "measurement" / "vh.tiff", d)
+    files = expand_paths(str(safe))
+    assert [f.rsplit("/", 1)[-1] for f in files] == ["vh.tiff", "vv.tiff"]
+    assert expand_paths(str(safe / "**" / "*.tiff")) == files
+    assert expand_paths([str(safe / "measurement" / "vv.tiff"), str(safe)]) == files  # de-duplicated
+    assert len(open_sources(str(safe))) == 2
+
+
+def test_corrupt_raster_names_file(tmp_path):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"II*\x00 this is not a tiff at all" * 10)
+    with pytest.raises(SarzooError, match="broken.tif"):
+        open_sources([str(bad)])
+
+
+def test_corrupt_among_good_fails_up_front(tmp_path, geotiff):
+    path, _ = geotiff
+    (tmp_path / "zz.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(SarzooError, match="zz.png"):
+        open_sources(str(tmp_path))
+
+
+@pytest.mark.parametrize("name,content,pattern", [
+    ("truncated.npy", None, "truncated.npy"),
+    ("junk.npz", b"PK\x03\x04 not a zip", "junk.npz"),
+    ("photo.jpg", b"\xff\xd8\xff", "unsupported file type"),
+    ("cube.npy", "4d", "cube.npy"),
+    ("text.npy", "str", "text.npy"),
+])
+def test_bad_files_raise_sarzoo_error(tmp_path, name, content, pattern):
+    p = tmp_path / name
+    if content is None:
+        np.save(p, np.zeros((64, 64), np.float32))
+        p.write_bytes(p.read_bytes()[:200])
+    elif content == "4d":
+        np.save(p, np.zeros((2, 2, 2, 2)))
+    elif content == "str":
+        np.save(p, np.array([["a", "b"]]))
+    else:
+        p.write_bytes(content)
+    with pytest.raises(SarzooError, match=pattern) as exc:
+        open_sources(str(p))
+    assert name in str(exc.value)
+
+
+def test_missing_and_empty_inputs(tmp_path):
+    with pytest.raises(SarzooError, match="no such file"):
+        open_sources(str(tmp_path / "nope.tif"))
+    with pytest.raises(SarzooError, match="no supported data file"):
+        open_sources(str(tmp_path))
+    with pytest.raises(SarzooError, match="matches no supported"):
+        open_sources(str(tmp_path / "*.tif"))
+
+
+def test_band_out_of_range(geotiff):
+    path, _ = geotiff
+    with pytest.raises(SarzooError, match="band 2"):
+        open_file(path, band=2)
+
+
+def test_open_files_are_bounded(tmp_path, monkeypatch):
+    from sarzoo.data import readers
+
+    monkeypatch.setattr(readers, "_HANDLES", readers._HandleCache(3))
+    data = np.arange(64, dtype=np.float32).reshape(8, 8) + 1
+    for k in range(6):
+        write_raster(tmp_path / f"f{k}.tif", data + k)
+    scenes = open_sources(str(tmp_path))
+    assert len(readers._HANDLES.items) == 3
+    for k, s in enumerate(scenes):  # evicted files are reopened transparently
+        np.testing.assert_array_equal(s.read(2, 2, 3, 3), data[2:5, 2:5] + k)
+    assert len(readers._HANDLES.items) == 3
+
+
+def test_iter_blocks_cover():
+    seen = np.zeros((37, 53), int)
+    for r, c, h, w in iter_blocks(37, 53, block=16):
+        seen[r:r + h, c:c + w] += 1
+    assert (seen == 1).all()
