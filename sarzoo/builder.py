@@ -10,10 +10,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from sarzoo.errors import SarzooError
+from sarzoo.errors import PluginError, SarzooError
 from sarzoo.interfaces import Component, Ref, Shape, StageSpec, Step
 from sarzoo.recipes import PathKey, RawRecipe, keypath, load_raw
-from sarzoo.registry import Registry, get_registry
+from sarzoo.registry import FIRST_PARTY_DISTRIBUTION, Registry, get_registry
 from sarzoo.schema import resolve
 
 KIND_ARGS = {"block": ("in_channels", "out_channels", "stride"), "attention": ("channels",),
@@ -30,6 +30,19 @@ class Layer:
     in_shape: Shape
     out_shape: Shape
     recipe_key: str
+
+    def build(self):
+        """Call the factory. A third-party factory that raises on arguments its contract accepts
+        is reported as that plugin's bug with the recipe key, not as a traceback from inside it."""
+        try:
+            return self.component.factory(**self.args)
+        except SarzooError:
+            raise
+        except Exception as exc:
+            if self.component.provenance.distribution == FIRST_PARTY_DISTRIBUTION:
+                raise  # a bug in sarzoo itself: keep the traceback
+            raise PluginError(f"key '{self.recipe_key}': " + plugin_fault(
+                self.component, f"building it at {self.name} raised", exc)) from exc
 
 
 @dataclass
@@ -82,6 +95,18 @@ class _Planner:
             raise self.raw.error(message, path)
         raise SarzooError(f"key '{keypath(path)}': {message}")
 
+    def contract(self, comp: Component, what: str, fn, args: tuple, path: PathKey):
+        """Call one of ``comp``'s contract functions. When a third-party contract raises, the
+        recipe is fine and the plugin is not: say which plugin, not a traceback from inside it."""
+        try:
+            return fn(*args)
+        except SarzooError:
+            raise
+        except Exception as exc:
+            if comp.provenance.distribution == FIRST_PARTY_DISTRIBUTION:
+                raise  # a bug in sarzoo itself: keep the traceback
+            self.fail(plugin_fault(comp, f"its contract's {what}() raised", exc), path)
+
     def layer(self, name: str, kind: str, ref: Ref, args: dict, shape: Shape, path: PathKey) -> Layer:
         try:
             comp = self.registry.get(kind, ref.name)
@@ -93,15 +118,15 @@ class _Planner:
             self.fail(f"channel mismatch: {kind} '{ref.name}' at {name} is built for {expected_in} input "
                       f"channels but receives {shape[0]}", path)
         if comp.check is not None:
-            problem = comp.check(full)
+            problem = self.contract(comp, "check", comp.check, (full,), path)
             if problem:
                 self.fail(f"{kind} '{ref.name}': {problem}", path)
-        m = comp.multiple(full)
+        m = self.contract(comp, "input_multiple", comp.multiple, (full,), path)
         if m > 1 and (shape[1] % m or shape[2] % m):
             self.fail(f"{kind} '{ref.name}' at {name} needs a spatial size divisible by {m} but receives "
                       f"{shape[1]}×{shape[2]}; the input size must be a multiple of the encoder's total "
                       f"stride", path)
-        out = comp.shape_after(shape, full)
+        out = self.contract(comp, "output_shape", comp.shape_after, (shape, full), path)
         if min(out) < 1:
             self.fail(f"{kind} '{ref.name}' at {name} would produce an empty output {out}", path)
         return Layer(name, comp, full, shape, out, keypath(path))
@@ -124,10 +149,21 @@ class _Planner:
             self.fail(str(exc), path + ("compose",))
         args = {"stage": spec, **compose_ref.options}
         if comp.check is not None:
-            problem = comp.check(args)
+            problem = self.contract(comp, "check", comp.check, (args,), path)
             if problem:
                 self.fail(f"stage: {problem}", path)
-        steps: list[Step] = comp.factory(spec, **compose_ref.options)
+        steps: list[Step] = self.contract(comp, "stage factory", lambda: comp.factory(
+            spec, **compose_ref.options), (), path)
+        if not isinstance(steps, (list, tuple)) or not all(isinstance(s, Step) for s in steps):
+            self.fail(plugin_fault(comp, "its stage factory returned something other than a list "
+                                   "of sarzoo.interfaces.Step", None), path)
+        for step in steps:
+            missing = [a for a in KIND_ARGS.get(step.kind, ()) if a not in step.args]
+            if step.kind not in KIND_ARGS or missing or not isinstance(step.ref, Ref):
+                what = (f"kind {step.kind!r}" if step.kind not in KIND_ARGS else
+                        f"no {', '.join(missing)}" if missing else "no Ref")
+                self.fail(plugin_fault(comp, f"its stage factory returned step '{step.name}' with "
+                                       f"{what}", None), path)
         plan = StagePlan(f"stage{idx}")
         for step in steps:
             sub = {"block": "block", "attention": "attention", "upsample": "upsample"}[step.kind]
@@ -195,6 +231,18 @@ def check(recipe, overrides=None) -> Plan:
     """Load, validate and plan a recipe without allocating anything."""
     raw = load_raw(recipe, overrides)
     return make_plan(resolve(raw), raw)
+
+
+def plugin_fault(comp: Component, what: str, exc: BaseException | None) -> str:
+    """The message for a third-party component that misbehaves on a recipe its contract accepts."""
+    p = comp.provenance
+    text = ""
+    if exc is not None:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = f" {type(exc).__name__}" + (f": {detail}" if detail else "")
+    return (f"{comp.kind} '{comp.name}' from {p.distribution} {p.version} (plugin '{p.plugin}'): "
+            f"{what}{text}. This is a bug in {p.distribution}, not in the recipe; "
+            f"`sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")
 
 
 def instantiate(plan: Plan):

@@ -13,9 +13,8 @@ from sarzoo.builder import Plan, StagePlan
 
 def _stage_module(stage: StagePlan) -> nn.Module:
     if stage.name in ("stem", "head"):
-        layer = stage.layers[0]
-        return layer.component.factory(**layer.args)
-    return nn.Sequential(OrderedDict((l.name, l.component.factory(**l.args)) for l in stage.layers))
+        return stage.layers[0].build()
+    return nn.Sequential(OrderedDict((l.name, l.build()) for l in stage.layers))
 
 
 def init_weights(model: nn.Module, init: dict[str, Any]) -> None:

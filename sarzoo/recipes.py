@@ -238,5 +238,13 @@ def load_recipe(recipe: str | Path | Mapping[str, Any], overrides=None) -> dict[
     return resolve(load_raw(recipe, overrides))
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Resolved stages share option dicts; anchors (&id001) would make the printed recipe harder
+    to read and to edit by hand, so every value is written out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(recipe: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(recipe), sort_keys=False, default_flow_style=None, width=100)
+    return yaml.dump(dict(recipe), Dumper=_PlainDumper, sort_keys=False, default_flow_style=None, width=100)

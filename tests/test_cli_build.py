@@ -56,6 +56,7 @@ def test_print_recipe_is_resolved_yaml():
     assert "extends" not in r
     assert len(r["decoder"]["stages"]) == 4
     assert r["encoder"]["stage"]["attention"] == {"type": "cbam", "reduction": 16, "kernel_size": 7}
+    assert "&id" not in res.stdout and "*id" not in res.stdout, "shared dicts must be written out, not aliased"
 
 
 def test_list_json_has_provenance():

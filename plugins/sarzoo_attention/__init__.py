@@ -8,12 +8,12 @@ _REDUCTION = Option(int, 16, "channel reduction of the MLP (hidden = max(C // re
 _KERNEL = Option(int, 7, "spatial attention kernel size (odd)", choices=(3, 5, 7, 9, 11))
 
 
-def cbam(channels, reduction=16, kernel_size=7):
+def cbam_factory(channels, reduction=16, kernel_size=7):
     from sarzoo_attention.cbam import CBAM
     return CBAM(channels, reduction, kernel_size)
 
 
-def se(channels, reduction=16):
+def se_factory(channels, reduction=16):
     from sarzoo_attention.se import SqueezeExcite
     return SqueezeExcite(channels, reduction)
 
@@ -35,10 +35,10 @@ def timm_light_cbam(channels, reduction=16, kernel_size=7):
 @hookimpl
 def sarzoo_components():
     return [
-        Component("attention", "cbam", cbam,
+        Component("attention", "cbam", cbam_factory,
                   "CBAM exactly as the paper: channel (shared bias-free MLP on max+avg) then spatial (7x7 conv, no BN)",
                   options={"reduction": _REDUCTION, "kernel_size": _KERNEL}),
-        Component("attention", "se", se, "Squeeze-and-excitation: global avg pool → MLP → sigmoid channel gate",
+        Component("attention", "se", se_factory, "Squeeze-and-excitation: global avg pool → MLP → sigmoid channel gate",
                   options={"reduction": _REDUCTION}),
         Component("attention", "timm_cbam", timm_cbam,
                   "timm.layers.CbamModule, the reference CBAM (its spatial conv carries a BatchNorm)",

@@ -11,7 +11,7 @@ SHORTCUT_DOC = ("auto: identity when shape is kept, else a strided 1×1 conv; id
                 "always a 1×1 conv (no BN); bn_relu_conv: BN-ReLU-1×1 conv")
 
 
-def preact(in_channels, out_channels, stride, shortcut="auto"):
+def preact_factory(in_channels, out_channels, stride, shortcut="auto"):
     from sarzoo_resnet.preact import PreActBlock
     return PreActBlock(in_channels, out_channels, stride, shortcut)
 
@@ -21,7 +21,7 @@ def _check_preact(args):
     return check_shortcut(args)
 
 
-def postact(in_channels, out_channels, stride):
+def postact_factory(in_channels, out_channels, stride):
     from sarzoo_resnet.postact import PostActBlock
     return PostActBlock(in_channels, out_channels, stride)
 
@@ -31,7 +31,7 @@ def postact_up(in_channels, out_channels, scale):
     return PostActUpBlock(in_channels, out_channels, scale)
 
 
-def bottleneck(in_channels, out_channels, stride, reduction=4):
+def bottleneck_factory(in_channels, out_channels, stride, reduction=4):
     from sarzoo_resnet.bottleneck import BottleneckBlock
     return BottleneckBlock(in_channels, out_channels, stride, reduction)
 
@@ -39,16 +39,16 @@ def bottleneck(in_channels, out_channels, stride, reduction=4):
 @hookimpl
 def sarzoo_components():
     return [
-        Component("block", "preact", preact,
+        Component("block", "preact", preact_factory,
                   "Pre-activation residual block (ResNet v2): BN-ReLU-Conv3x3 ×2 + shortcut, no activation after the add",
                   options={"shortcut": Option(str, "auto", SHORTCUT_DOC,
                                               choices=("auto", "identity", "conv", "bn_relu_conv"))},
                   check=_check_preact),
-        Component("block", "postact",  postact,
+        Component("block", "postact",  postact_factory,
                   "Post-activation residual block (ResNet v1): Conv-BN-ReLU-Conv-BN + projection (1x1 conv+BN), ReLU after the add"),
         Component("upsample", "postact_up", postact_up,
                   "Post-activation residual up block (ResNet v1): transposed conv main path and transposed 1x1 conv+BN shortcut"),
-        Component("block", "bottleneck", bottleneck,
+        Component("block", "bottleneck", bottleneck_factory,
                   "Bottleneck residual block: 1x1 reduce, 3x3, 1x1 expand (BN each), projection shortcut, ReLU after the add",
                   options={"reduction": Option(int, 4, "out_channels // reduction is the bottleneck width",
                                                min=1, max=64)}),

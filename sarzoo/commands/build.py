@@ -33,6 +33,62 @@ def _summarise(stage) -> str:
     return " + ".join(f"{n}×{c}" if c > 1 else n for n, c in counts.items())
 
 
+def _checked_forward(model, plan) -> dict[str, tuple]:
+    """One forward pass that compares every layer's real output with its planned shape.
+
+    The plan trusts each component's declared contract; a third-party component whose contract
+    lies would otherwise surface as a cryptic conv error several layers later. The first layer
+    that disagrees is named with its plugin, distribution and version.
+    """
+    import torch
+
+    from sarzoo.errors import PluginError, SarzooError
+
+    order, seen = [], {}
+    handles = []
+    for part, stages, module in (("encoder", plan.encoder, model.encoder), ("decoder", plan.decoder, model.decoder)):
+        for st in stages:
+            stage_mod = getattr(module, st.name)
+            single = st.name in ("stem", "head")
+            for layer in st.layers:
+                key = f"{part}.{st.name}" + ("" if single else f".{layer.name}")
+                mod = stage_mod if single else getattr(stage_mod, layer.name)
+                order.append((key, layer))
+                handles.append(mod.register_forward_hook(
+                    lambda _m, _i, out, key=key: seen.__setitem__(key, tuple(out.shape[1:]))))
+            if not single:
+                handles.append(stage_mod.register_forward_hook(
+                    lambda _m, _i, out, key=f"{part}.{st.name}": seen.__setitem__(key, tuple(out.shape[1:]))))
+
+    def liar(key, layer, got) -> SarzooError:
+        p = layer.component.provenance
+        return PluginError(
+            f"{key} ({layer.component.kind} '{layer.component.name}' from {p.distribution} {p.version}, "
+            f"recipe key '{layer.recipe_key}') produced {got} for an input of {tuple(layer.in_shape)}, "
+            f"but its declared contract promises {tuple(layer.out_shape)}: the component's contract is "
+            f"wrong. `sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")
+
+    error = None
+    try:
+        with torch.no_grad():
+            model(torch.rand(1, *plan.input_shape))
+    except Exception as exc:  # a layer fed a shape its neighbour's contract did not promise
+        error = exc
+    finally:
+        for h in handles:
+            h.remove()
+    for key, layer in order:
+        if key not in seen:
+            if error is not None:
+                raise liar(key, layer, f"an error ({type(error).__name__}: {str(error).splitlines()[0]})") from error
+            continue
+        if seen[key] != tuple(layer.out_shape):
+            raise liar(key, layer, seen[key])
+    if error is not None:
+        raise error
+    return seen
+
+
 def run(args) -> int:
     from sarzoo.builder import make_plan
     from sarzoo.errors import SarzooError
@@ -56,35 +112,19 @@ def run(args) -> int:
     from sarzoo.model import SarAutoencoder
 
     model = SarAutoencoder(plan).eval()
-    shapes: dict[str, tuple] = {}
-
-    def hook(name):
-        def fn(_module, _inp, out):
-            shapes[name] = tuple(out.shape[1:])
-        return fn
-
-    handles = [m.register_forward_hook(hook(f"encoder.{n}")) for n, m in model.encoder.named_children()]
-    handles += [m.register_forward_hook(hook(f"decoder.{n}")) for n, m in model.decoder.named_children()]
+    real = _checked_forward(model, plan)
     x = torch.rand(1, *plan.input_shape)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         x_hat, z = model(x)
-    for h in handles:
-        h.remove()
     flops = int(counter.get_total_flops())
 
     rows = []
     for part, stages, module in (("encoder", plan.encoder, model.encoder), ("decoder", plan.decoder, model.decoder)):
         for st in stages:
-            name = f"{part}.{st.name}"
-            real = shapes.get(name)
-            if real != tuple(st.out_shape):
-                raise SarzooError(f"{name} produced {real} but its components' contracts promise "
-                                  f"{tuple(st.out_shape)}: a plugin declares a wrong contract "
-                                  f"({_summarise(st)})")
             params = sum(p.numel() for p in getattr(module, st.name).parameters())
-            rows.append({"stage": name, "component": _summarise(st), "output_shape": list(real),
-                         "params": params})
+            rows.append({"stage": f"{part}.{st.name}", "component": _summarise(st),
+                         "output_shape": list(real[f"{part}.{st.name}"]), "params": params})
     counts = model.count_parameters()
     report = {
         "name": recipe["name"],

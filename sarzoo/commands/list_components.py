@@ -52,7 +52,8 @@ def run(args) -> int:
             if args.verbose:
                 for k, o in c.options.items():
                     print(f"{'':{w[0] + w[1] + w[2] + 6}}  {k} = {_option_text(o)}  {o.doc}")
-    failed = reg.failed_plugins()
-    for rec in failed:
-        print(f"warning: plugin '{rec.name}' from {rec.distribution} {rec.version} failed: {rec.error}")
+    for (kind, name), comps in reg.collisions().items():
+        if args.kind in (None, kind):
+            print(f"note: {kind} '{name}' is provided by {len(comps)} distributions; recipes must "
+                  "use " + " or ".join(f"'{c.qualified_name}'" for c in comps))
     return 0

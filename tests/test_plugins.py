@@ -1,0 +1,377 @@
+"""Third-party plugins through real discovery: each plugin here is a real distribution (a
+``*.dist-info`` with ``entry_points.txt`` next to its modules, on ``PYTHONPATH``), found by
+``importlib.metadata`` exactly as a pip-installed one, and the commands run in subprocesses, so
+no registry is mocked and no discovery state leaks between tests.
+
+Covered: plugins that fail to import, whose hook raises or returns bad values, do not stop sarzoo
+and are reported with distribution, version and reason (``sarzoo plugins [--json]``); a recipe
+using a failed plugin's component gets that plugin's error; ``SARZOO_STRICT_PLUGINS`` and
+``SARZOO_DISABLE_PLUGINS``; name collisions and qualified ``dist:name`` references; third-party
+contracts checked before anything is allocated; third-party bugs reported as such."""
+import json
+import os
+
+import pytest
+
+from sarzoo.errors import PluginError, SarzooError
+from sarzoo.testing.dists import installed, write_distribution
+
+from .conftest import run_cli
+
+GATE = '''
+from sarzoo import hookimpl
+from sarzoo.interfaces import Component
+
+WHO = {who!r}
+
+
+def make_gate(channels):
+    import torch   # inside the factory: listing plugins stays torch-free and instant
+    from torch import nn
+
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1, channels, 1, 1))
+        def forward(self, x):
+            return x * torch.sigmoid(self.scale)
+
+    return Gate()
+
+
+@hookimpl
+def sarzoo_components():
+    return [Component("attention", "gate", make_gate, "a channel gate from " + WHO)]
+'''
+
+# A block whose contract needs inputs that are multiples of 4 and whose factory leaves a marker:
+# the marker proves whether anything was allocated before a recipe error.
+PICKY = '''
+import os
+from sarzoo import hookimpl
+from sarzoo.interfaces import Component, Option
+
+
+def make_picky(in_channels, out_channels, stride, explode=False):
+    open(os.environ["PICKY_MARKER"], "a").write("allocated\\n")
+    if explode:
+        raise RuntimeError("picky exploded")
+    from torch import nn
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+
+
+def make_liar(in_channels, out_channels, stride):
+    from torch import nn
+    return nn.Conv2d(in_channels, out_channels + 1, 3, stride=stride, padding=1)
+
+
+def contract_raises(args):
+    raise KeyError("no_such_arg")
+
+
+@hookimpl
+def sarzoo_components():
+    return [
+        Component("block", "picky", make_picky, "needs multiples of 4",
+                  options={"explode": Option(bool, False, "raise in the factory")},
+                  input_multiple=lambda a: 4 * a["stride"]),
+        Component("block", "bad_contract", make_picky, "its check() raises",
+                  check=contract_raises),
+        Component("block", "liar", make_liar, "its default contract promises out_channels; it makes one more"),
+        Component("stage", "not_steps", lambda stage: ["block0"], "returns names, not Steps"),
+    ]
+'''
+
+HOOK = "from sarzoo import hookimpl\n@hookimpl\ndef sarzoo_components():\n{body}\n"
+BAD_PLUGINS = {  # distribution -> (module source, words the reason must contain)
+    "sarzoo-wavelet": ("import pywavelets_not_installed\n",
+                       "import of 'sarzoo_wavelet' failed: ModuleNotFoundError: No module named "
+                       "'pywavelets_not_installed'"),
+    "sarzoo-raises": (HOOK.format(body="    raise RuntimeError('boom')"),
+                      "registration failed: RuntimeError: boom"),
+    "sarzoo-not-a-list": (HOOK.format(body="    return 42"),
+                          "sarzoo_components must return a list of Components, got int"),
+    "sarzoo-not-components": (HOOK.format(body="    return ['preact']"),
+                              "returned str 'preact', not a sarzoo.interfaces.Component"),
+    "sarzoo-empty": (HOOK.format(body="    return []"), "sarzoo_components returned no component"),
+    "sarzoo-no-hook": ("def sarzoo_components():\n    return []\n",
+                       "has no @sarzoo.hookimpl sarzoo_components() function"),
+    "sarzoo-bad-name": (HOOK.format(body="    from sarzoo.interfaces import Component\n"
+                                         "    return [Component('block', 'a:b', print, 'x')]"),
+                        "block name 'a:b' is not valid"),
+    "sarzoo-exits": ("raise SystemExit(3)\n", "import of 'sarzoo_exits' failed: SystemExit: 3"),
+}
+
+
+def _module(dist):
+    return dist.replace("-", "_")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """Every distribution the tests need, side by side in one site directory."""
+    root = tmp_path_factory.mktemp("site")
+    for dist, (source, _) in BAD_PLUGINS.items():
+        write_distribution(root, dist, "0.2", modules={_module(dist): source},
+                           plugins={dist.split("-", 1)[1]: _module(dist)})
+    write_distribution(root, "sarzoo-needs-lib", "1.4",
+                       modules={"needs_lib": "raise ImportError('libfoo.so.2: cannot open shared "
+                                             "object file')\n"},
+                       plugins={"needs_lib": "needs_lib"},
+                       components={"block.fancy": "needs_lib", "attention.fancy_gate": "needs_lib"})
+    for who in ("a", "b"):
+        write_distribution(root, f"sarzoo-gate-{who}", f"1.{ord(who) - 96}",
+                           modules={f"gate_{who}": GATE.format(who=who)},
+                           plugins={"gate": f"gate_{who}"})
+    write_distribution(root, "sarzoo-picky", "0.9", modules={"picky": PICKY},
+                       plugins={"picky": "picky"})
+    return root
+
+
+def _env(*sites, **extra):
+    env = {"PYTHONPATH": os.pathsep.join([*map(str, sites), os.environ.get("PYTHONPATH", "")]),
+           "SARZOO_CACHE_DIR": "", "SARZOO_STRICT_PLUGINS": "", "SARZOO_DISABLE_PLUGINS": ""}
+    env.update(extra)
+    return env
+
+
+def _plugins_json(env):
+    proc = run_cli("plugins", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return {r["distribution"]: r for r in json.loads(proc.stdout)}
+
+
+def _recipe(tmp_path, attention="cbam", block="preact", size=32, name="r.yaml"):
+    path = tmp_path / name
+    path.write_text(f"""name: mixed
+input: {{channels: 1, size: [{size}, {size}]}}
+encoder:
+  stem: {{type: conv, out_channels: 8}}
+  stage: {{block: {block}, attention: {attention}, depth: 1, stride: 2}}
+  stages:
+    - {{out_channels: 8}}
+    - {{out_channels: 4}}
+decoder:
+  head: {{type: conv, norm: none, act: sigmoid}}
+""")
+    return path
+
+
+# -- failures are survived and reported -------------------------------------------------------
+def test_failed_plugins_are_listed_with_distribution_version_and_reason(site):
+    plugins = _plugins_json(_env(site))
+    for dist, (_, reason) in BAD_PLUGINS.items():
+        rec = plugins[dist]
+        assert rec["status"] == "failed" and rec["version"] == "0.2", rec
+        assert reason in rec["error"], (dist, rec["error"])
+        assert rec["components"] == []
+    assert plugins["sarzoo-needs-lib"]["status"] == "failed"
+    assert plugins["sarzoo-needs-lib"]["declared"] == [
+        {"kind": "block", "name": "fancy", "qualified_name": "sarzoo-needs-lib:fancy"},
+        {"kind": "attention", "name": "fancy_gate", "qualified_name": "sarzoo-needs-lib:fancy_gate"}]
+    assert plugins["sarzoo"]["status"] == "ok" and plugins["sarzoo-picky"]["status"] == "ok"
+    assert {c["name"] for c in plugins["sarzoo-picky"]["components"]} == {"picky", "bad_contract",
+                                                                          "liar", "not_steps"}
+
+
+def test_plugins_table_and_list_keep_working(site):
+    proc = run_cli("plugins", env=_env(site))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(l.split()[:4] == ["sarzoo-raises", "0.2", "raises", "failed"] for l in lines)
+    assert "    failed: registration failed: RuntimeError: boom" in lines
+    assert any(l.split()[:4] == ["sarzoo-needs-lib", "1.4", "needs_lib", "failed"]
+               and "(declared: block: fancy; attention: fancy_gate)" in l for l in lines)
+    assert "9 failed" in lines[-1] and "2 shadowed" in lines[-1]
+    proc = run_cli("list", "--json", env=_env(site))
+    assert proc.returncode == 0
+    names = {(c["kind"], c["name"], c["distribution"]) for c in json.loads(proc.stdout)}
+    assert ("block", "preact", "sarzoo") in names and ("block", "picky", "sarzoo-picky") in names
+    # every command warns about each failed plugin once, naming distribution, version and reason
+    assert ("sarzoo: plugin 'wavelet' from sarzoo-wavelet 0.2 failed to load: import of "
+            "'sarzoo_wavelet' failed: ModuleNotFoundError") in proc.stderr
+    assert proc.stderr.count("failed to load") == 9
+
+
+def test_a_recipe_using_a_failed_plugin_gets_that_plugins_error(site, tmp_path):
+    declared = run_cli("build", _recipe(tmp_path, block="fancy"), env=_env(site))
+    assert declared.returncode == 2
+    err = declared.stderr.splitlines()[-1]
+    assert "key 'encoder.stage.block.type': block 'fancy' is provided by plugin 'needs_lib' from " \
+           "sarzoo-needs-lib 1.4, which failed to load: import of 'needs_lib' failed: ImportError: " \
+           "libfoo.so.2: cannot open shared object file" in err, err
+    assert "unknown" not in err
+    guessed = run_cli("build", _recipe(tmp_path, block="wavelet"), env=_env(site))
+    assert guessed.returncode == 2
+    err = guessed.stderr.splitlines()[-1]
+    assert "block 'wavelet' is not available: plugin 'wavelet' from sarzoo-wavelet 0.2 probably " \
+           "provides it (guessed from its name), which failed to load: import of 'sarzoo_wavelet' " \
+           "failed: ModuleNotFoundError" in err, err
+    qualified = run_cli("build", _recipe(tmp_path, attention="sarzoo-raises:anything"),
+                        env=_env(site))
+    assert qualified.returncode == 2
+    assert "plugin 'raises' from sarzoo-raises 0.2" in qualified.stderr
+    assert "RuntimeError: boom" in qualified.stderr
+    assert "Traceback" not in declared.stderr + guessed.stderr + qualified.stderr
+
+
+def test_a_plugin_that_broke_since_it_last_loaded_is_blamed_for_its_names(tmp_path):
+    """The names a plugin registered are remembered (SARZOO_CACHE_DIR), so when its next version
+    fails to import, a recipe using them still gets its error."""
+    site = tmp_path / "site"
+    write_distribution(site, "sarzoo-flaky", "1.0", modules={"flaky": GATE.format(who="flaky")},
+                       plugins={"flaky": "flaky"})
+    env = _env(site, SARZOO_CACHE_DIR=str(tmp_path / "cache"))
+    assert run_cli("list", env=env).returncode == 0                   # loads fine: remembered
+    (site / "flaky.py").write_text("import torch_not_here\n")
+    proc = run_cli("build", _recipe(tmp_path, attention="gate"), env=env)
+    assert proc.returncode == 2
+    assert "attention 'gate' is not available: plugin 'flaky' from sarzoo-flaky 1.0 provided it " \
+           "when it last loaded (version 1.0), which failed to load: import of 'flaky' failed: " \
+           "ModuleNotFoundError: No module named 'torch_not_here'" in proc.stderr, proc.stderr
+
+
+# -- strict and disabled ------------------------------------------------------------------------
+def test_strict_mode_turns_any_plugin_failure_into_an_error(site):
+    proc = run_cli("list", env=_env(site, SARZOO_STRICT_PLUGINS="1"))
+    assert proc.returncode == 2 and proc.stdout == ""
+    err = proc.stderr.strip()
+    assert err.startswith("sarzoo list: error: 9 plugin(s) failed and SARZOO_STRICT_PLUGINS is set: ")
+    assert "plugin 'raises' from sarzoo-raises 0.2: registration failed: RuntimeError: boom" in err
+    assert "SARZOO_DISABLE_PLUGINS=sarzoo-bad-name:bad-name," in err and "Traceback" not in err
+    proc = run_cli("plugins", env=_env(site, SARZOO_STRICT_PLUGINS="1"))   # still lists, then fails
+    assert proc.returncode == 2 and "sarzoo-raises" in proc.stdout
+    assert "SARZOO_STRICT_PLUGINS is set" in proc.stderr
+    fine = run_cli("list", env=_env(SARZOO_STRICT_PLUGINS="1"))            # nothing broken: fine
+    assert fine.returncode == 0 and fine.stderr == ""
+
+
+def test_disable_plugins_by_distribution_plugin_name_or_all(site, tmp_path):
+    broken = ",".join(BAD_PLUGINS) + ",needs_lib"          # distribution names and a plugin name
+    plugins = _plugins_json(_env(site, SARZOO_DISABLE_PLUGINS=broken))
+    assert {d: r["status"] for d, r in plugins.items() if r["status"] != "ok"} == {
+        **{d: "disabled" for d in BAD_PLUGINS}, "sarzoo-needs-lib": "disabled",
+        "sarzoo-gate-a": "shadowed", "sarzoo-gate-b": "shadowed"}
+    proc = run_cli("list", env=_env(site, SARZOO_DISABLE_PLUGINS=broken,
+                                    SARZOO_STRICT_PLUGINS="1"))
+    assert proc.returncode == 0 and proc.stderr == ""       # disabled is not failed
+    proc = run_cli("plugins", "--json", env=_env(site, SARZOO_DISABLE_PLUGINS="sarzoo-gate-a:gate"))
+    by_dist = {r["distribution"]: r for r in json.loads(proc.stdout)}
+    assert by_dist["sarzoo-gate-a"]["status"] == "disabled"
+    assert by_dist["sarzoo-gate-b"]["status"] == "ok"       # no collision left
+    everything = _plugins_json(_env(site, SARZOO_DISABLE_PLUGINS="all"))
+    assert {r["status"] for d, r in everything.items() if d != "sarzoo"} == {"disabled"}
+    assert everything["sarzoo"]["status"] == "ok"           # `all` means third-party only
+    proc = run_cli("build", _recipe(tmp_path, block="picky"),
+                   env=_env(site, SARZOO_DISABLE_PLUGINS="all"))
+    assert proc.returncode == 2
+    assert "block 'picky' is not available: plugin 'picky' from sarzoo-picky 0.9 probably provides " \
+           "it (guessed from its name), which is turned off by SARZOO_DISABLE_PLUGINS=all" \
+           in proc.stderr, proc.stderr
+
+
+# -- collisions ---------------------------------------------------------------------------------
+def test_collisions_are_listed_and_the_bare_name_is_an_error_naming_both(site, tmp_path):
+    plugins = _plugins_json(_env(site))
+    for who, other in (("a", "b"), ("b", "a")):
+        rec = plugins[f"sarzoo-gate-{who}"]
+        assert rec["status"] == "shadowed" and rec["components"][0]["name"] == "gate"
+        assert rec["collisions"] == [
+            f"attention 'gate' is also provided by sarzoo-gate-{other} 1.{ord(other) - 96}; recipes "
+            "must name it 'sarzoo-gate-a:gate' or 'sarzoo-gate-b:gate'"]
+    listed = json.loads(run_cli("list", "attention", "--json", env=_env(site)).stdout)
+    assert [c["qualified_name"] for c in listed if c["name"] == "gate"] == [
+        "sarzoo-gate-a:gate", "sarzoo-gate-b:gate"]
+    table = run_cli("list", "attention", env=_env(site)).stdout
+    assert "note: attention 'gate' is provided by 2 distributions; recipes must use " \
+           "'sarzoo-gate-a:gate' or 'sarzoo-gate-b:gate'" in table
+    proc = run_cli("build", _recipe(tmp_path, attention="gate"), env=_env(site))
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1].endswith(
+        "key 'encoder.stage.attention.type': attention 'gate' is provided by more than one "
+        "distribution (sarzoo-gate-a 1.1 and sarzoo-gate-b 1.2); choose one explicitly with the "
+        "qualified name 'sarzoo-gate-a:gate' or 'sarzoo-gate-b:gate', e.g. `attention: {type: "
+        "sarzoo-gate-a:gate}` in the recipe"), proc.stderr
+
+
+def test_a_qualified_name_picks_one_distribution_in_a_recipe(site, tmp_path):
+    # the distribution part compares as a normalised name: underscores and case do not matter
+    recipe = _recipe(tmp_path, attention="{type: Sarzoo_Gate.b:gate}")
+    proc = run_cli("build", recipe, "--json", env=_env(site))     # next to 9 broken plugins
+    assert proc.returncode == 0, proc.stderr
+    assert "sarzoo: plugin 'raises' from sarzoo-raises 0.2 failed to load" in proc.stderr
+    used = {(c["kind"], c["name"], c["distribution"]) for c in json.loads(proc.stdout)["components"]}
+    assert ("attention", "gate", "sarzoo-gate-b") in used
+    assert not any(d == "sarzoo-gate-a" for _, _, d in used)
+    with installed(site, env={"SARZOO_CACHE_DIR": "", "SARZOO_DISABLE_PLUGINS": "",
+                              "SARZOO_STRICT_PLUGINS": ""}):
+        from sarzoo.registry import get_registry
+        reg = get_registry()
+        assert reg.get("attention", "sarzoo-gate-a:gate").description == "a channel gate from a"
+        with pytest.raises(PluginError, match="more than one distribution"):
+            reg.get("attention", "gate")
+        with pytest.raises(SarzooError, match="sarzoo-gate-a provides no block of that name "
+                                              r"\(its blocks: none\)"):
+            reg.get("block", "sarzoo-gate-a:gate")
+        with pytest.raises(SarzooError, match="no installed distribution 'nope' provides"):
+            reg.get("attention", "nope:gate")
+
+
+# -- third-party contracts before allocation, and third-party bugs ------------------------------
+def test_third_party_contracts_are_checked_before_anything_is_allocated(site, tmp_path):
+    marker = tmp_path / "allocated.txt"
+    env = _env(site, PICKY_MARKER=str(marker))
+    # stem conv (first-party) then picky stride 2 needs multiples of 8: 36 px is not
+    proc = run_cli("build", _recipe(tmp_path, block="picky", size=36), env=env)
+    assert proc.returncode == 2 and not marker.exists()
+    assert "block 'picky' at encoder.stage0.block0 needs a spatial size divisible by 8 but " \
+           "receives 36×36" in proc.stderr, proc.stderr
+    # first-party attention with an impossible option next to the third-party block: same errors
+    proc = run_cli("build", _recipe(tmp_path, block="picky", attention="{type: cbam, kernel_size: 4}"),
+                   env=env)
+    assert proc.returncode == 2 and not marker.exists()
+    assert "key 'encoder.stage.attention.kernel_size': option 'kernel_size' of attention 'cbam' " \
+           "must be one of 3, 5, 7, 9, 11, got 4" in proc.stderr, proc.stderr
+    proc = run_cli("build", _recipe(tmp_path, block="picky"), "--input-size", "40", "40", env=env)
+    assert proc.returncode == 2 and not marker.exists()
+    assert "needs a spatial size divisible by 8 but receives 20×20" in proc.stderr, proc.stderr
+
+
+def test_third_party_bugs_are_reported_as_the_plugins_not_as_tracebacks(site, tmp_path):
+    import torch
+
+    import sarzoo
+
+    env = {"SARZOO_CACHE_DIR": "", "SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": "",
+           "PICKY_MARKER": str(tmp_path / "m.txt")}
+    with installed(site, env=env):
+        model = sarzoo.build(str(_recipe(tmp_path, block="picky")))    # valid: it does build
+        assert (tmp_path / "m.txt").read_text().count("allocated") == 4   # mirrored decoder too
+        assert model(torch.rand(1, 1, 32, 32))[0].shape == (1, 1, 32, 32)
+        with pytest.raises(SarzooError) as info:     # a contract that raises: while planning
+            sarzoo.build(str(_recipe(tmp_path, block="bad_contract")))
+        assert "r.yaml:7, key 'encoder.stages[0].block': block 'bad_contract' from sarzoo-picky 0.9 " \
+               "(plugin 'picky'): its contract's check() raised KeyError: 'no_such_arg'. This is a " \
+               "bug in sarzoo-picky, not in the recipe; `sarzoo check-plugin sarzoo-picky`" \
+               in str(info.value), str(info.value)
+        with pytest.raises(SarzooError, match="stage 'not_steps' from sarzoo-picky 0.9 "
+                           r"\(plugin 'picky'\): its stage factory returned something other "
+                           "than a list of sarzoo.interfaces.Step"):
+            sarzoo.build(str(_recipe(tmp_path, block="{type: preact}")),
+                         {"encoder.stage.compose": "not_steps"})
+        with pytest.raises(PluginError) as info:     # a factory that raises: while building
+            sarzoo.build(str(_recipe(tmp_path, block="{type: picky, explode: true}")))
+        assert "block 'picky' from sarzoo-picky 0.9 (plugin 'picky'): building it at block0 " \
+               "raised RuntimeError: picky exploded" in str(info.value), str(info.value)
+        assert str(info.value).startswith("key 'encoder.stages[0].block'")
+
+
+def test_build_names_the_component_whose_contract_lies(site, tmp_path):
+    """The plan trusts contracts; the dummy forward pass of ``sarzoo build`` catches a lying one
+    at the first layer that disagrees, instead of a conv error two layers later."""
+    proc = run_cli("build", _recipe(tmp_path, block="liar"), env=_env(site))
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "encoder.stage0.block0 (block 'liar' from sarzoo-picky 0.9, recipe key 'encoder.stages[0].block') " \
+           "produced (9, 16, 16) for an input of (8, 32, 32), but its declared contract promises (8, 16, 16)" \
+           in proc.stderr, proc.stderr
