@@ -7,7 +7,7 @@ from __future__ import annotations
 from sarzoo.hookspecs import ENTRY_POINT_GROUP, hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["build", "load_recipe", "hookimpl", "ENTRY_POINT_GROUP", "__version__"]
+__all__ = ["build", "load_recipe", "load", "reconstruct", "hookimpl", "ENTRY_POINT_GROUP", "__version__"]
 
 
 def build(recipe, overrides=None):
@@ -22,3 +22,28 @@ def load_recipe(recipe, overrides=None) -> dict:
     from sarzoo.recipes import load_recipe as _load
 
     return _load(recipe, overrides)
+
+
+def load(checkpoint, device: str = "cpu"):
+    """A trained model (eval mode) and its preprocessing, from a ``sarzoo train`` checkpoint.
+
+    ``model, prep = sarzoo.load("runs/tiny/best.pt")``; ``prep.forward(raw) -> (x01, mask)`` and
+    ``prep.inverse(x01)`` convert between the data's domain and the model's [0, 1] (the clip range
+    the model was trained with travels in the checkpoint; without it outputs come back at the
+    wrong scale). Read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
+    The result also has ``.reconstruct(raw)``: raw scene in, reconstruction in the same domain out.
+    """
+    from sarzoo.evaluate import load as _load
+
+    return _load(checkpoint, device)
+
+
+def reconstruct(model, x01, overlap: int = 0, batch_size: int = 16):
+    """Reconstruct an image of any size (H, W) in [0, 1] by tiling it with the model's patches.
+
+    Same type out as in (numpy or tensor). ``overlap`` > 0 blends overlapping tiles (fewer seams,
+    more latent numbers spent than the dimension-matched reference).
+    """
+    from sarzoo.evaluate import reconstruct as _reconstruct
+
+    return _reconstruct(model, x01, overlap=overlap, batch_size=batch_size)

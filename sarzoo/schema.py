@@ -8,6 +8,7 @@ allocates tensors; errors name file, line and key path.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -16,6 +17,7 @@ from sarzoo.errors import SarzooError
 from sarzoo.recipes import PathKey, RawRecipe, keypath
 
 REQUIRED = object()
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass
@@ -146,6 +148,8 @@ class _Resolver:
             if isinstance(value, bool) or not isinstance(value, int):
                 self.fail(f"must be an integer, got {type(value).__name__} {value!r}", path)
         elif t == "float":
+            if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+                value = float(value)  # YAML 1.1 (PyYAML) reads 1e-4 without a dot as a string
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.fail(f"must be a number, got {type(value).__name__} {value!r}", path)
             value = float(value)
@@ -155,6 +159,10 @@ class _Resolver:
             if not isinstance(value, bool):
                 self.fail(f"must be true or false, got {type(value).__name__} {value!r}", path)
         elif t == "str":
+            if isinstance(value, bool) and f.choices and "off" in f.choices:
+                # YAML 1.1 reads `off`/`on`/`no`/`yes` as booleans; for a switch-like choice the
+                # user meant the word, so false is "off" and true the first other choice
+                value = "off" if not value else next(c for c in f.choices if c != "off")
             if not isinstance(value, str):
                 self.fail(f"must be a string, got {type(value).__name__} {value!r}", path)
         elif t == "any":
@@ -386,3 +394,14 @@ def doc_lookup() -> Callable[[str], Field | None]:  # pragma: no cover - conveni
             fields = f.children if f.type == "section" else (f.item.children if f.item else {})
         return f
     return find
+
+
+def _register_sections() -> None:
+    """The ``train:`` and ``data:`` sections (sarzoo.train.config; import-light)."""
+    from sarzoo.train.config import data_section, train_section
+
+    EXTRA_SECTIONS.setdefault("train", train_section())
+    EXTRA_SECTIONS.setdefault("data", data_section())
+
+
+_register_sections()

@@ -165,3 +165,14 @@ def test_cli_errors_exit_2_without_traceback(tmp_path):
         assert res.returncode == 2, res.stderr
         assert "Traceback" not in res.stderr and res.stderr.strip().startswith("sarzoo build: error:")
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_yaml11_booleans_read_as_switch_words():
+    """`amp: off` is how people write it; YAML 1.1 turns it into false before we see it."""
+    from sarzoo.recipes import load_raw
+    from sarzoo.schema import resolve
+
+    assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=off"]))["train"]["amp"] == "off"
+    assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=on"]))["train"]["amp"] == "auto"
+    with pytest.raises(SarzooError, match="must be a string"):
+        resolve(load_raw(RECIPES / "tiny.yaml", ["name=false"]))

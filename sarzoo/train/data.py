@@ -1,0 +1,119 @@
+"""Training data around ``sarzoo.data``: effective config, resumable order, seeded augmentation.
+
+Why not ``shuffle=True``: a resumed run must see exactly the batches the interrupted one would
+have seen. The order of epoch ``e`` is a permutation drawn from a generator seeded with
+``(train.seed, e)`` alone, so a run resumed mid-epoch rebuilds it and skips the batches already
+consumed. Augmentation is seeded per ``(seed, epoch, index)`` the same way; neither touches the
+global RNGs, so DataLoader workers, their number, and resuming change nothing.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sarzoo.errors import RecipeError, SarzooError
+
+
+def effective_data_config(recipe: dict[str, Any], total_stride: int) -> dict[str, Any]:
+    """The recipe's ``data:`` section with its ``null`` defaults made explicit."""
+    d = copy.deepcopy(recipe["data"])
+    h, w = recipe["input"]["size"]
+    if d.get("patch_size") is None:
+        if h != w:
+            raise RecipeError(f"input.size {h}×{w} is not square and patches are: set data.patch_size",
+                              key="data.patch_size")
+        d["patch_size"] = int(h)
+    if d.get("stride") is None:
+        d["stride"] = d["patch_size"]
+    syn = d.get("synthetic") or {}
+    if syn.get("size") is None:
+        syn["size"] = 2 * d["patch_size"]
+    d["synthetic"] = syn
+    if d["patch_size"] % total_stride:
+        raise RecipeError(f"patch size {d['patch_size']} is not a multiple of the encoder's total stride "
+                          f"{total_stride}", key="data.patch_size")
+    return d
+
+
+def _mix(*ints: int) -> int:
+    """A 63-bit seed from several integers (splitmix-style), stable across platforms."""
+    x = 0x9E3779B97F4A7C15
+    for v in ints:
+        x ^= (int(v) + 0x9E3779B97F4A7C15 + ((x << 6) & 0xFFFFFFFFFFFFFFFF) + (x >> 2)) & 0xFFFFFFFFFFFFFFFF
+        x = (x * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[tuple[int, int]]]:
+    """The batches of epoch ``epoch``: ``(epoch, index)`` pairs, shuffled, incomplete batch dropped."""
+    g = torch.Generator().manual_seed(_mix(seed, epoch, 1))
+    perm = torch.randperm(n, generator=g).tolist()
+    nb = n // batch_size
+    return [[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]] for b in range(nb)]
+
+
+class SeededAugment(Dataset):
+    """Items of a ``PatchDataset`` indexed by ``(epoch, index)``, with the dihedral augmentation
+    drawn from a generator seeded by ``(seed, epoch, index)``."""
+
+    def __init__(self, base, seed: int, augment: bool):
+        self.base = base
+        self.seed = int(seed)
+        self.augment = bool(augment)
+        base.augment = False  # the base would draw from the global RNG
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key):
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        item = self.base[i]
+        if self.augment:
+            from sarzoo.data.patches import random_dihedral
+
+            g = torch.Generator().manual_seed(_mix(self.seed, epoch, i, 2))
+            keys = [k for k in ("x", "mask", "clean") if k in item]
+            out = random_dihedral([item[k] for k in keys], generator=g)
+            for k, t in zip(keys, out):
+                item[k] = t.contiguous()
+        return item
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in items[0]:
+        vals = [it[k] for it in items]
+        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
+    return out
+
+
+def train_loader(ds: SeededAugment, batches: list[list[tuple[int, int]]], runtime) -> DataLoader:
+    return DataLoader(ds, batch_sampler=batches, num_workers=runtime.num_workers, collate_fn=collate,
+                      pin_memory=runtime.pin_memory, generator=torch.Generator().manual_seed(0))
+
+
+def val_loader(ds, batch_size: int, runtime) -> DataLoader:
+    return DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=False, collate_fn=collate,
+                      num_workers=runtime.num_workers, pin_memory=runtime.pin_memory,
+                      generator=torch.Generator().manual_seed(0))
+
+
+def check_sizes(n_train: int, batch_size: int) -> int:
+    steps = n_train // batch_size
+    if steps < 1:
+        raise SarzooError(f"the training set has {n_train} patches, fewer than one batch of {batch_size} "
+                          f"(the incomplete last batch is dropped): lower train.batch_size, add data, or use "
+                          f"a smaller data.stride")
+    return steps
+
+
+def preview_indices(n_val: int, k: int) -> list[int]:
+    """``k`` fixed, evenly spread validation indices."""
+    if n_val == 0 or k == 0:
+        return []
+    k = min(k, n_val)
+    return sorted({round(i * (n_val - 1) / max(k - 1, 1)) for i in range(k)})

@@ -1,0 +1,223 @@
+"""``sarzoo train``: from command-line arguments to a finished (or safely interrupted) run.
+
+Order matters for "nothing already written is lost": the recipe is validated, the data opened and
+checked (every file, before any training) and the run directory chosen *before* anything is
+written. An existing run directory is never written into unless the run is being resumed.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from sarzoo.errors import SarzooError
+
+RUN_ARTIFACTS = ("last.pt", "best.pt", "recipe.yaml", "log.jsonl", "tb")
+DEFAULT_RUNS = Path("runs")
+#: keys that may differ between a checkpoint's recipe and the resuming command
+RESUME_MAY_CHANGE = {"description", "train.epochs", "train.max_steps"}
+
+
+# --- run directories -------------------------------------------------------------------------
+
+def is_run_dir(p: Path) -> bool:
+    return p.is_dir() and any((p / a).exists() for a in RUN_ARTIFACTS)
+
+
+def new_run_dir(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``… : the first that does not exist yet, created atomically."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 100_000):
+        cand = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            cand.mkdir()
+            return cand
+        except FileExistsError:
+            continue
+    raise SarzooError(f"no free run directory name next to {base}")
+
+
+def runs_of(base: Path) -> list[Path]:
+    """``base`` and ``base-N`` directories that hold a last.pt, most recently written first."""
+    if not base.parent.is_dir():
+        return []
+    found = []
+    for p in base.parent.iterdir():
+        if p.name == base.name or (p.name.startswith(base.name + "-") and p.name[len(base.name) + 1:].isdigit()):
+            if (p / "last.pt").is_file():
+                found.append(p)
+    return sorted(found, key=lambda p: (p / "last.pt").stat().st_mtime, reverse=True)
+
+
+# --- recipe comparison -------------------------------------------------------------------------
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): d}
+
+
+def recipe_differences(old: dict, new: dict, ignore=RESUME_MAY_CHANGE) -> list[str]:
+    a, b = _flatten(old), _flatten(new)
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        if k in ignore:
+            continue
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            diffs.append(f"{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now")
+    return diffs
+
+
+# --- the command -------------------------------------------------------------------------------
+
+def _resume_hint(args, path: Path) -> str:
+    parts = ["sarzoo", "train", args.recipe]
+    for d in args.data or []:
+        parts += ["--data", d]
+    for s in args.overrides or []:
+        parts += ["--set", s]
+    for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps), ("--seed", args.seed)):
+        if v is not None:
+            parts += [flag, str(v)]
+    if args.device not in (None, "auto"):
+        parts += ["--device", args.device]
+    parts += ["--resume", str(path)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _resolve(args):
+    from sarzoo.builder import make_plan
+    from sarzoo.recipes import apply_override, load_raw
+    from sarzoo.schema import resolve
+    from sarzoo.train.data import effective_data_config
+
+    raw = load_raw(args.recipe, list(args.overrides or []))
+    if args.data:
+        apply_override(raw, "data.paths", [_abs_path(p) for p in args.data])
+    for key, v in (("train.epochs", args.epochs), ("train.max_steps", args.max_steps), ("train.seed", args.seed)):
+        if v is not None:
+            apply_override(raw, key, v)
+    recipe = resolve(raw)
+    plan = make_plan(recipe, raw)
+    recipe["data"] = effective_data_config(recipe, plan.total_stride)
+    return recipe, plan
+
+
+def _abs_path(p: str) -> str:
+    p = os.path.expanduser(p)
+    return p if os.path.isabs(p) else os.path.abspath(p)
+
+
+def _find_resume(args, recipe) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run."""
+    if args.resume is None:
+        return None
+    if args.resume == "auto":
+        if args.out:
+            p = Path(args.out) / "last.pt"
+            return p if p.is_file() else None
+        found = runs_of(DEFAULT_RUNS / recipe["name"])
+        return found[0] / "last.pt" if found else None
+    p = Path(args.resume)
+    if p.is_dir():
+        p = p / "last.pt"
+    if not p.exists():
+        raise SarzooError(f"--resume {args.resume}: no such checkpoint file")
+    if args.out and Path(args.out).resolve() != p.parent.resolve():
+        raise SarzooError(f"--resume {args.resume} continues the run in {p.parent}; drop --out (or give that "
+                          f"directory): a resumed run always writes where it started")
+    return p
+
+
+def run_training(args) -> int:
+    import torch  # noqa: F401  (heavy imports only once we run)
+
+    from sarzoo.data.dataset import build_datasets
+    from sarzoo.recipes import dump
+    from sarzoo.train.checkpoint import load_checkpoint
+    from sarzoo.train.runtime import pick_device
+    from sarzoo.train.trainer import Trainer
+
+    say = lambda s: print(s, flush=True)  # noqa: E731
+    recipe, plan = _resolve(args)
+    pick_device(args.device)  # an unusable --device fails here, before anything is written
+    ckpt_path = _find_resume(args, recipe)
+    ck = None
+    if ckpt_path is not None:
+        ck = load_checkpoint(ckpt_path)
+        stored = ck["recipe"]
+        if not args.data and stored.get("data", {}).get("paths") and not recipe["data"].get("paths"):
+            recipe["data"]["paths"] = stored["data"]["paths"]
+        diffs = recipe_differences(stored, recipe)
+        if diffs:
+            raise SarzooError(f"cannot resume {ckpt_path}: the recipe differs from the one it was trained with ("
+                              + "; ".join(diffs[:6]) + ("; …" if len(diffs) > 6 else "")
+                              + "). A resumed run continues the same training; only the number of epochs and "
+                                "max steps may change. Start a new run (without --resume) to train something else.")
+        run_dir = ckpt_path.parent
+    elif args.resume == "auto":
+        say(f"resume     no previous run of '{recipe['name']}' with a last.pt found: starting a new run")
+
+    # data first: every input file is opened and checked before anything is written
+    data_cfg = {k: v for k, v in recipe["data"].items()}
+    split = build_datasets(copy.deepcopy(data_cfg))
+    train_ds, val_ds, prep, used_cfg = split
+    if ck is not None:
+        from sarzoo.data.preprocess import Preprocessing
+
+        stored_prep = Preprocessing.from_dict(ck["preprocessing"])
+        if stored_prep != prep:
+            say(f"note       preprocessing refitted on the data differs from the checkpoint's; using the checkpoint's "
+                f"({stored_prep.vmin:.2f}..{stored_prep.vmax:.2f} dB)")
+        prep = stored_prep
+        train_ds.preprocessing = prep
+        val_ds.preprocessing = prep
+    source = "synthetic SAR (embedded, with clean reflectivity)" if data_cfg["paths"] is None else \
+        f"{len(data_cfg['paths'])} path(s): " + ", ".join(data_cfg["paths"][:3]) + (" …" if len(data_cfg["paths"]) > 3 else "")
+    data_info = {"source": "synthetic" if data_cfg["paths"] is None else "files",
+                 "train_scenes": len(train_ds.scene_ids), "val_scenes": len(val_ds.scene_ids),
+                 "n_train": len(train_ds), "n_val": len(val_ds), "domain": prep.domain,
+                 "clip_db": [prep.vmin, prep.vmax]}
+
+    # everything that can still refuse (batch larger than the data, …) does so before the run dir exists
+    trainer = Trainer(recipe, run_dir if ck is not None else Path("."), train_ds, val_ds, prep, device=args.device,
+                      resume=ck, resume_hint=lambda p: _resume_hint(args, p), data_info=data_info)
+
+    if ck is None:
+        if args.out:
+            run_dir = Path(args.out)
+            if args.resume == "auto" and is_run_dir(run_dir):
+                # --resume auto asked to continue this directory, and it has no last.pt: the earlier
+                # attempt stopped before its first checkpoint, so there is nothing to continue
+                say(f"resume     {run_dir} has no last.pt yet (stopped before its first checkpoint): "
+                    f"starting the run afresh in it")
+            elif is_run_dir(run_dir):
+                raise SarzooError(f"--out {run_dir} already holds a run (checkpoints/logs): nothing was written. "
+                                  f"Continue it with --resume auto (or --resume {run_dir / 'last.pt'}), or choose "
+                                  f"another --out; omit --out to get a fresh runs/{recipe['name']}-N directory.")
+            run_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            run_dir = new_run_dir(DEFAULT_RUNS / recipe["name"])
+        (run_dir / "recipe.yaml").write_text(
+            f"# resolved recipe of this run (rebuilds the identical model): sarzoo build {run_dir / 'recipe.yaml'}\n"
+            + dump(recipe), encoding="utf-8")
+
+    say(f"run        {run_dir}")
+    say(f"data       {source}")
+    say(f"           {len(train_ds)} training patches from {data_info['train_scenes']} scenes, {len(val_ds)} "
+        f"validation patches from {data_info['val_scenes']} scenes (split by scene), "
+        f"{recipe['data']['patch_size']} px; {prep.domain} → dB clipped to {prep.vmin:.2f}..{prep.vmax:.2f} → [0, 1]")
+
+    trainer.run_dir = run_dir
+    result = trainer.fit()
+    if result.exit_code == 0:
+        target = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
+        say(f"logs       {run_dir / 'log.jsonl'}, previews in {run_dir / 'previews'}; "
+            f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+        say(f"next       sarzoo eval {target}")
+    return result.exit_code

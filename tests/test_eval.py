@@ -1,0 +1,238 @@
+"""``sarzoo eval``: figures on a checkpoint trained for a few steps, tiling, --data, errors.
+
+One real training run (a subprocess of the CLI, as a user runs it) feeds the module; everything
+else runs in-process to stay fast. The tiny recipe's data is shrunk to six 96 px scenes.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import RECIPES, run_cli
+
+#: Six 96 px scenes → 5 training scenes (20 patches, 5 steps of 4) and 1 validation scene (4 patches).
+SMALL_DATA = ["--set", "data.synthetic.n_scenes=6", "--set", "data.synthetic.size=96", "--set", "data.stride=64",
+              "--set", "train.batch_size=4", "--set", "train.histogram_every=0", "--set", "train.preview_samples=1",
+              "--set", "train.warmup.epochs=0", "--set", "train.lr=0.003",
+              "--set", "train.amp='off'"]  # fp32 like eval, so the figures compare exactly
+
+
+def train_small(out, epochs: int = 1, extra=()):
+    r = run_cli("train", RECIPES / "tiny.yaml", "--out", out, "--epochs", epochs, "--device", "cpu",
+                *SMALL_DATA, *extra, env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return train_small(tmp_path_factory.mktemp("evalrun") / "run")
+
+
+def _eval(*args, **kw):
+    from sarzoo.evaluate import evaluate
+
+    return evaluate(*args, **kw)
+
+
+def _finite(v):
+    return v is not None and math.isfinite(v)
+
+
+def _check_block(b, with_enl=True):
+    assert 0 < b["psnr"] < 80
+    assert 0 <= b["ssim"] <= 1
+    assert -1 <= b["epi"] <= 1
+    if with_enl:
+        assert b["enl_ratio"] is None or b["enl_ratio"] > 0
+
+
+def test_cli_json_on_checkpoint(run_dir):
+    best = run_dir / "best.pt"
+    assert best.is_file()
+    r = run_cli("eval", best, "--json", env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)  # exactly one JSON object on stdout
+    for k in ("psnr", "ssim", "enl_ratio", "epi", "n_images", "reference"):
+        assert k in rep, k
+    assert set(rep["reference"]) >= {"psnr", "ssim", "enl_ratio", "epi"}
+    _check_block(rep)
+    _check_block(rep["reference"])
+    assert rep["n_images"] == 1 and rep["level"] == "scenes"
+    assert rep["data"]["source"] == "synthetic" and rep["data"]["split"] == "val"
+    # synthetic data has a clean truth: model, reference and speckled input measured against it
+    assert set(rep["clean"]) == {"model", "reference", "input"}
+    assert rep["clean"]["reference"]["psnr"] > rep["clean"]["input"]["psnr"]  # averaging removes speckle
+    img = rep["scenes"]["images"][0]
+    assert img["shape"] == [96, 96] and "reference" in img
+    assert rep["patches"]["n_images"] == 4
+
+    # the patch level is exactly what training validated on: same figures as the checkpoint's
+    ck = torch.load(best, weights_only=True)
+    assert rep["patches"]["reference"]["psnr"] == pytest.approx(ck["reference"]["psnr"], abs=1e-4)
+    assert rep["patches"]["psnr"] == pytest.approx(ck["metrics"]["psnr"], abs=1e-3)
+    assert rep["epoch"] == ck["epoch"]
+
+
+def test_text_report_and_run_dir_argument(run_dir, capsys):
+    from sarzoo.cli import main
+
+    assert main(["eval", str(run_dir), "--no-patches"]) == 0  # a run directory means its best.pt
+    out = capsys.readouterr().out
+    assert "best.pt" in out
+    assert "classical reference" in out and "full scenes" in out and "verdict" in out
+    assert "against the clean reflectivity" in out
+
+
+def _speckled(h, w, seed=0, level=0.05):
+    rng = np.random.default_rng(seed)
+    clean = np.full((h, w), level, np.float32)
+    clean[:, w // 2:] *= 4
+    return (clean * rng.gamma(4, 0.25, size=(h, w))).astype(np.float32)
+
+
+def test_eval_on_npy_files(run_dir, tmp_path):
+    scene = tmp_path / "scene.npy"
+    np.save(scene, _speckled(150, 130))
+    stack = tmp_path / "stack.npy"
+    np.save(stack, np.stack([_speckled(64, 64, seed=s) for s in range(3)]))
+    rep = _eval(run_dir / "best.pt", [str(scene), str(stack)])
+    assert rep["data"]["source"] == "files" and rep["data"]["split"] == "all"
+    assert rep["n_images"] == 4 and rep["patches"]["n_images"] == 9 + 3  # 3×3 grid on 150×130, 1 per frame
+    shapes = sorted(tuple(i["shape"]) for i in rep["scenes"]["images"])
+    assert shapes == [(64, 64)] * 3 + [(150, 130)]
+    _check_block(rep)
+    _check_block(rep["reference"])
+    assert "clean" not in rep  # files carry no clean truth
+
+
+def test_eval_geotiff_with_nodata_and_saved_images(run_dir, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+
+    a = _speckled(100, 90, seed=3)
+    a[:30, :20] = -9999.0
+    tif = tmp_path / "s1.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=100, width=90, count=1, dtype="float32", nodata=-9999.0,
+                       crs="EPSG:32633", transform=rasterio.Affine(10, 0, 500000, 0, -10, 4000000)) as dst:
+        dst.write(a, 1)
+    out = tmp_path / "imgs"
+    rep = _eval(run_dir / "best.pt", [str(tif)], save_images=out)
+    img = rep["scenes"]["images"][0]
+    assert img["shape"] == [100, 90]
+    _check_block(img)
+    with rasterio.open(img["reconstruction"]) as src:
+        rec = src.read(1)
+        assert src.crs.to_epsg() == 32633  # georeferencing kept
+    assert rec.shape == (100, 90)
+    assert np.isnan(rec[:30, :20]).all() and np.isfinite(rec[30:, 20:]).all()
+    assert (rec[30:, 20:] > 0).all()  # back in linear intensity
+    assert (out / "metrics.json").is_file() and img["png"].endswith(".png")
+    assert open(img["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # no-data is masked: filling it with another value does not change the figures
+    b = a.copy()
+    b[:30, :20] = np.nan
+    np.save(tmp_path / "same.npy", b)
+    rep2 = _eval(run_dir / "best.pt", [str(tmp_path / "same.npy")])
+    assert rep2["psnr"] == pytest.approx(rep["psnr"], abs=1e-6)
+
+
+def _tiny_model():
+    import sarzoo
+
+    torch.manual_seed(0)
+    m = sarzoo.build(RECIPES / "tiny.yaml")
+    m.recipe["data"] = {"patch_size": 64}
+    return m.eval()
+
+
+def test_reconstruct_tiles_scenes_of_any_size():
+    from sarzoo.evaluate import reconstruct
+
+    m = _tiny_model()
+    rng = np.random.default_rng(0)
+    for shape in [(150, 100), (64, 64), (40, 50), (64, 200)]:
+        x = rng.random(shape, dtype=np.float32)
+        for overlap in (0, 16):
+            y = reconstruct(m, x, overlap=overlap, batch_size=3)
+            assert y.shape == shape and y.dtype == np.float32
+            assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
+    # tensor in, tensor out
+    assert isinstance(reconstruct(m, torch.rand(70, 70)), torch.Tensor)
+
+    # non-overlapping tiling of a 128×128 scene is exactly the four 64 px outputs side by side
+    x = rng.random((128, 128), dtype=np.float32)
+    y = reconstruct(m, x)
+    with torch.no_grad():
+        for r in (0, 64):
+            for c in (0, 64):
+                t = m(torch.from_numpy(x[r:r + 64, c:c + 64].copy())[None, None])[0][0, 0].numpy()
+                np.testing.assert_allclose(y[r:r + 64, c:c + 64], t, atol=1e-5)
+
+
+def test_windows_keep_memory_bounded_without_changing_tiling(run_dir, tmp_path):
+    """A scene cut into windows (as a huge scene would be) tiles exactly as the whole scene."""
+    scene = tmp_path / "big.npy"
+    np.save(scene, _speckled(200, 140, seed=5))
+    whole = _eval(run_dir / "best.pt", [str(scene)])
+    from sarzoo.evaluate import evaluate
+
+    out = tmp_path / "win"
+    windowed = evaluate(run_dir / "best.pt", [str(scene)], window=128, patches=False, save_images=out)
+    assert windowed["n_images"] == 2  # 2 windows down, each reported; the 12 px remainder across is merged
+    ids = [i["id"] for i in windowed["scenes"]["images"]]
+    assert ids[0].endswith("[0:128, 0:140]") and ids[1].endswith("[128:200, 0:140]")
+    rec = np.load(windowed["scenes"]["images"][0]["reconstruction"])
+    assert rec.shape == (200, 140)
+    from sarzoo import load
+
+    model, prep = load(run_dir / "best.pt")
+    direct = load(run_dir / "best.pt").reconstruct(np.load(scene))
+    np.testing.assert_allclose(rec, direct, rtol=1e-5)
+    assert whole["n_images"] == 1
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda p: p / "missing.pt", "no such checkpoint"),
+    (lambda p: (p / "junk.pt").write_bytes(b"\x00garbage" * 50) and p / "junk.pt", "junk.pt"),
+    (lambda p: torch.save({"weights": torch.zeros(2)}, p / "other.pt") or p / "other.pt", "not a sarzoo training"),
+    (lambda p: p, "without best.pt or last.pt"),
+])
+def test_bad_checkpoints_exit_2_without_traceback(tmp_path, capsys, make, needle):
+    from sarzoo.cli import main
+
+    path = make(tmp_path)
+    assert main(["eval", str(path), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert err.startswith("sarzoo eval: error:") and err.count("\n") == 1
+
+
+def test_bad_data_and_options_exit_2(run_dir, tmp_path, capsys):
+    from sarzoo.cli import main
+
+    best = str(run_dir / "best.pt")
+    cases = [
+        ["eval", best, "--data", str(tmp_path / "nope.npy")],
+        ["eval", best, "--overlap", "64"],
+        ["eval", best, "--set", "train.lr=1"],
+        ["eval", best, "--no-scenes", "--no-patches"],
+    ]
+    (tmp_path / "file").write_text("x")
+    cases.append(["eval", best, "--save-images", str(tmp_path / "file")])
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "error:" in err and "Traceback" not in err, argv
+
+
+def test_subprocess_error_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    r = run_cli("eval", bad)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "bad.pt" in r.stderr

@@ -1,0 +1,237 @@
+"""Faults a user can cause: crafted checkpoints, NaN losses, corrupt data, bad input (issue 3 points 5, 6).
+
+Each must end in a clean one-paragraph message and exit status 2, never a traceback, and must
+not damage anything already on disk.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sarzoo.cli import main
+from sarzoo.errors import SarzooError
+from sarzoo.train.checkpoint import FORMAT, load_checkpoint
+from tests._train_common import TINY, log_records, one_torch_thread, train_args
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+def run_main(args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_clean_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sarzoo train: error: "), err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+def snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+# --- malicious checkpoints --------------------------------------------------------------------
+
+class _Evil:
+    """Unpickling this runs code: it creates the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+def _crafted(tmp_path: Path, kind: str) -> tuple[Path, Path]:
+    marker = tmp_path / f"PWNED-{kind}"
+    path = tmp_path / f"evil-{kind}.pt"
+    payload = {"format": FORMAT, "model": {}, "x": _Evil(marker)}
+    if kind == "torch-zip":
+        torch.save(payload, path)                           # the usual checkpoint container
+    elif kind == "bare-pickle-p2":
+        path.write_bytes(pickle.dumps(payload, protocol=2))  # a bare pickle, as legacy torch wrote
+    else:
+        path.write_bytes(pickle.dumps(payload, protocol=5))
+    return path, marker
+
+
+@pytest.mark.parametrize("kind", ["torch-zip", "bare-pickle-p2", "bare-pickle-p5"])
+def test_crafted_checkpoint_is_refused_and_never_executes(tmp_path, kind):
+    path, marker = _crafted(tmp_path, kind)
+    with pytest.raises(SarzooError, match="refused to load") as exc:
+        load_checkpoint(path)
+    assert str(path) in str(exc.value)
+    if kind != "bare-pickle-p5":  # that one is refused earlier, at an opcode the safe unpickler lacks
+        assert "GLOBAL exec" in str(exc.value)
+    assert not marker.exists()
+
+    before = set(tmp_path.iterdir())
+    code, _, err = run_main(["train", TINY, "--resume", path])
+    assert_clean_error(code, err, str(path), "refused to load")
+    assert not marker.exists()
+    assert set(tmp_path.iterdir()) == before
+
+    # the file really is armed: an unrestricted load would have run it (in a child process)
+    r = subprocess.run([sys.executable, "-c", "import sys, torch; torch.load(sys.argv[1], weights_only=False)",
+                        str(path)], capture_output=True, text=True, timeout=120)
+    assert marker.exists(), r.stderr
+
+
+def test_truncated_and_foreign_files_are_clean_errors(tmp_path):
+    good = tmp_path / "good.pt"
+    torch.save({"format": FORMAT, "model": {"w": torch.ones(3)}}, good)
+    data = good.read_bytes()
+    (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
+    torch.save({"w": torch.ones(3)}, tmp_path / "foreign.pt")
+    for name, needle in (("half.pt", "not a readable sarzoo checkpoint"),
+                         ("foreign.pt", "not a sarzoo training checkpoint"),
+                         ("missing.pt", "no such checkpoint file")):
+        with pytest.raises(SarzooError, match=needle):
+            load_checkpoint(tmp_path / name)
+
+
+# --- NaN / Inf --------------------------------------------------------------------------------
+
+def test_nonfinite_losses_are_skipped_counted_logged_then_stop_keeping_last_good_checkpoint(tmp_path):
+    """A real cause: fp16 autocast with an absurd learning rate overflows after the first update."""
+    out = tmp_path / "run"
+    code, stdout, err = run_main(train_args(out, "--max-steps", 30, sets=[
+        "train.amp=fp16", "train.lr=10", "train.warmup.epochs=0", "train.checkpoint_every_steps=1",
+        "train.max_nonfinite=3"]))
+    assert code == 2
+    assert "Traceback" not in err
+    assert "3 non-finite (NaN/Inf) losses in a row" in err
+    assert f"the last good checkpoint {out / 'last.pt'} (step 1) is kept" in err
+    assert "step skipped (1 in a row, 1 in total)" in stdout
+
+    recs = log_records(out)
+    bad = [r for r in recs if r["event"] == "nonfinite"]
+    assert [(r["step"], r["in_a_row"], r["total"]) for r in bad] == [(2, 1, 1), (3, 2, 2), (4, 3, 3)]
+    assert recs[-1]["event"] == "stop" and recs[-1]["reason"] == "nonfinite"
+    assert not [r for r in recs if r["event"] == "checkpoint" and r["step"] > 1]
+
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["step"] == 1 and ck["nonfinite"] == {"total": 0, "in_a_row": 0}
+    assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("train/nonfinite_total")] == [(2, 1.0), (3, 2.0), (4, 3.0)]
+
+
+def test_update_that_makes_weights_nan_never_reaches_a_checkpoint(tmp_path):
+    """Adam with eps 0 divides 0 by 0 for a parameter without gradient: the weights go NaN."""
+    out = tmp_path / "run"
+    code, _, err = run_main(train_args(out, "--max-steps", 10, sets=[
+        "train.optimizer.eps=0", "train.checkpoint_every_steps=1"]))
+    assert code == 2 and "Traceback" not in err
+    assert "weights became non-finite (NaN/Inf) by step 1" in err
+    assert "no checkpoint had been written yet" in err and "train.optimizer.eps" in err
+    assert not (out / "last.pt").exists()
+    recs = log_records(out)
+    assert [r["step"] for r in recs if r["event"] == "checkpoint_refused"] == [1]
+
+
+# --- corrupt input data -----------------------------------------------------------------------
+
+def test_corrupt_data_file_is_named_before_training_and_out_dir_untouched(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    bad = tmp_path / "scene.npy"
+    bad.write_bytes(b"\x93NUMPY garbage, not an array")
+    code, stdout, err = run_main(train_args(out, "--data", bad))
+    assert_clean_error(code, err, str(bad))
+    assert snapshot(out) == {"notes.txt": b"mine"}
+    assert "epoch" not in stdout
+
+
+def test_data_corrupted_between_runs_fails_resume_without_touching_the_run(tmp_path):
+    data = tmp_path / "patches.npy"
+    rng = np.random.default_rng(0)
+    np.save(data, rng.gamma(4.0, 0.25, size=(12, 32, 32)).astype(np.float32))
+    out = tmp_path / "run"
+    code, _, err = run_main(train_args(out, "--data", data, "--max-steps", 2))
+    assert code == 0, err
+    before = snapshot(out)
+    data.write_bytes(data.read_bytes()[:200])  # truncated by a bad copy, say
+    code, _, err = run_main(train_args(out, "--resume", "auto", "--max-steps", 4))
+    assert_clean_error(code, err, str(data))
+    assert snapshot(out) == before
+
+
+# --- bad command line / recipe ----------------------------------------------------------------
+
+@pytest.mark.parametrize("extra, needles", [
+    (["--set", "train.bogus=1"], ["train.bogus", "unknown key"]),
+    (["--set", "train.optimizer.kind=sgd"], ["train.optimizer.kind"]),
+    (["--set", "train.amp=fp8"], ["train.amp"]),
+    (["--set", "train.lr=-1"], ["train.lr"]),
+    (["--resume", "/nonexistent/dir/last.pt"], ["/nonexistent/dir/last.pt", "no such checkpoint"]),
+    (["--epochs", "0"], ["--epochs"]),
+    (["--max-steps", "-3"], ["--max-steps"]),
+    (["--set", "train.batch_size=4096"], ["batch_size", "fewer than one batch"]),
+], ids=["unknown-key", "unknown-nested-key", "bad-choice", "out-of-range", "resume-missing", "epochs-0",
+        "max-steps-negative", "batch-larger-than-data"])
+def test_bad_input_exits_2_with_one_paragraph(tmp_path, extra, needles):
+    out = tmp_path / "run"
+    code, _, err = run_main(train_args(out, *extra))
+    assert_clean_error(code, err, *needles)
+    assert not out.exists(), "nothing may be written for a refused command"
+
+
+def test_device_cuda_without_cuda_is_a_clean_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run_main(train_args(tmp_path / "run", "--device", "cuda"))
+    assert_clean_error(code, err, "CUDA is not available")
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text('{"event": "start"}\n')
+    code, _, err = run_main(train_args(out))
+    assert_clean_error(code, err, "already holds a run", "--resume auto")
+    assert (out / "log.jsonl").read_text() == '{"event": "start"}\n'
+
+
+def test_resume_auto_of_a_run_killed_before_its_first_checkpoint_starts_it_afresh(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.jsonl").write_text('{"event": "start"}\n')  # what such a run leaves
+    code, stdout, err = run_main(train_args(out, "--resume", "auto", "--max-steps", 2))
+    assert code == 0, err
+    assert "has no last.pt yet" in stdout
+    assert load_checkpoint(out / "last.pt")["step"] == 2
+    assert (out / "log.jsonl").read_text().startswith('{"event": "start"}\n')  # appended, not replaced
+
+
+def test_help_does_not_import_torch():
+    code = ("import sys\nfrom sarzoo.cli import make_parser\np = make_parser()\n"
+            "p.parse_args(['train', 'x'])\nfor a in p._subparsers._group_actions[0].choices.values(): a.format_help()\n"
+            "print(sorted(m for m in ('torch', 'numpy', 'tensorboard') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "torch" not in r.stdout, r.stdout
