@@ -199,6 +199,8 @@ def test_windows_keep_memory_bounded_without_changing_tiling(run_dir, tmp_path):
 @pytest.mark.parametrize("make, needle", [
     (lambda p: p / "missing.pt", "no such checkpoint"),
     (lambda p: (p / "junk.pt").write_bytes(b"\x00garbage" * 50) and p / "junk.pt", "junk.pt"),
+    (lambda p: (p / "scene.tif").write_bytes(b"II*\x00" + bytes(64)) and p / "scene.tif",
+     "scene.tif: not a sarzoo checkpoint (not a file written by torch.save"),
     (lambda p: torch.save({"weights": torch.zeros(2)}, p / "other.pt") or p / "other.pt", "not a sarzoo training"),
     (lambda p: p, "without best.pt or last.pt"),
 ])

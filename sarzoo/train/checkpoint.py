@@ -191,6 +191,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     if not p.exists():
         raise SarzooError(f"{p}: no such checkpoint file")
     try:
+        with open(p, "rb") as f:
+            magic = f.read(2)
+    except OSError as exc:
+        raise SarzooError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    if magic != b"PK" and magic[:1] != b"\x80":
+        # neither torch.save's zip container nor a pickle: say "not a checkpoint", not "unsafe"
+        raise SarzooError(f"{p}: not a sarzoo checkpoint (not a file written by torch.save; give the "
+                          f"best.pt or last.pt of a run)")
+    try:
         with warnings.catch_warnings():  # torch warns about a crafted file's pickle protocol before refusing it
             warnings.simplefilter("ignore")
             obj = torch.load(p, map_location=map_location, weights_only=True)
