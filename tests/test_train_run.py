@@ -18,7 +18,7 @@ import torch
 from sarzoo import __version__
 from sarzoo.cli import main
 from sarzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
-from tests._train_common import STEPS_PER_EPOCH, log_records, one_torch_thread, train_args
+from tests._train_common import STEPS_PER_EPOCH, log_records, one_torch_thread, run_sarzoo, train_args
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -157,3 +157,17 @@ def test_precision_settings_train_on_cpu(tmp_path, setting, shown, stored):
     ck = load_checkpoint(out / "last.pt")
     assert ck["amp"] == stored and ck["step"] == 3 and ck["recipe"]["train"]["amp"] == stored
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_training_without_validation_says_what_best_means(tmp_path):
+    """Nothing held out (here val_fraction 0): the run still works, and the user is told what
+    best.pt means then."""
+    import numpy as np
+
+    scene = np.random.default_rng(0).gamma(4.0, 0.25, (96, 80)).astype("float32")
+    np.save(tmp_path / "scene.npy", scene)
+    proc = run_sarzoo(train_args(tmp_path / "run", "--data", tmp_path / "scene.npy", "--max-steps", 2,
+                                 sets=["data.val_fraction=0"]))
+    assert proc.returncode == 0, proc.stderr
+    assert "no validation patches" in proc.stdout and "follow the training loss" in proc.stdout
+    assert (tmp_path / "run" / "best.pt").is_file()

@@ -406,6 +406,11 @@ class Trainer:
                 # train.amp=auto resolves per machine; the run goes on, but not bit for bit as before
                 self.say(f"note       the checkpoint trained with amp {self._resumed_amp}, this machine uses "
                          f"{self.rt.amp} (train.amp={self.cfg['amp']}): training continues, not bitwise as before")
+        if len(self.val_ds) == 0:
+            # val_fraction 0, or a single scene whose held-out strip is thinner than a patch
+            self.say("note       no validation patches (data.val_fraction is 0, or the held-out part is "
+                     "smaller than a patch: give more scenes or raise data.val_fraction): best.pt, the "
+                     "plateau scheduler and early stopping follow the training loss")
         ref = self.reference
         if ref:
             line = (f"reference  classical (area-down to the latent size, bicubic up) on validation: "
