@@ -33,8 +33,8 @@ def _summarise(stage) -> str:
     return " + ".join(f"{n}×{c}" if c > 1 else n for n, c in counts.items())
 
 
-def _checked_forward(model, plan) -> dict[str, tuple]:
-    """One forward pass that compares every layer's real output with its planned shape.
+def _checked_forward(model, plan, counter):
+    """One forward pass (under ``counter``, so FLOPs come from the same pass) that compares every layer's real output with its planned shape.
 
     The plan trusts each component's declared contract; a third-party component whose contract
     lies would otherwise surface as a cryptic conv error several layers later. The first layer
@@ -68,10 +68,10 @@ def _checked_forward(model, plan) -> dict[str, tuple]:
             f"but its declared contract promises {tuple(layer.out_shape)}: the component's contract is "
             f"wrong. `sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")
 
-    error = None
+    error = out = None
     try:
-        with torch.no_grad():
-            model(torch.rand(1, *plan.input_shape))
+        with torch.no_grad(), counter:
+            out = model(torch.rand(1, *plan.input_shape))
     except Exception as exc:  # a layer fed a shape its neighbour's contract did not promise
         error = exc
     finally:
@@ -86,7 +86,7 @@ def _checked_forward(model, plan) -> dict[str, tuple]:
             raise liar(key, layer, seen[key])
     if error is not None:
         raise error
-    return seen
+    return seen, out
 
 
 def run(args) -> int:
@@ -112,11 +112,8 @@ def run(args) -> int:
     from sarzoo.model import SarAutoencoder
 
     model = SarAutoencoder(plan).eval()
-    real = _checked_forward(model, plan)
-    x = torch.rand(1, *plan.input_shape)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        x_hat, z = model(x)
+    real, (x_hat, z) = _checked_forward(model, plan, counter)
     flops = int(counter.get_total_flops())
 
     rows = []
