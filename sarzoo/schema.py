@@ -11,7 +11,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sarzoo.errors import SarzooError
 from sarzoo.recipes import PathKey, RawRecipe, keypath
@@ -381,19 +381,6 @@ class _Resolver:
 
 def resolve(raw: RawRecipe) -> dict[str, Any]:
     return _Resolver(raw).resolve()
-
-
-def doc_lookup() -> Callable[[str], Field | None]:  # pragma: no cover - convenience for docs tooling
-    def find(path: str) -> Field | None:
-        fields = all_fields()
-        f = None
-        for part in path.replace("[]", "").split("."):
-            f = fields.get(part)
-            if f is None:
-                return None
-            fields = f.children if f.type == "section" else (f.item.children if f.item else {})
-        return f
-    return find
 
 
 def _register_sections() -> None:
