@@ -229,8 +229,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
 def model_from_checkpoint(ckpt: dict[str, Any], device: Any = "cpu"):
     """Rebuild the exact architecture from the stored resolved recipe and load the weights."""
-    import warnings
-
     from sarzoo.builder import instantiate, make_plan
 
     plan = make_plan(ckpt["recipe"])

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sarzoo.metrics import _win_size
+
 
 def _masked_ssim_per_image(x: torch.Tensor, y: torch.Tensor, valid_px: torch.Tensor, win: int) -> torch.Tensor:
     from pytorch_msssim.ssim import _fspecial_gauss_1d, gaussian_filter
@@ -51,8 +53,7 @@ class ReconstructionLoss(nn.Module):
 
         x_hat = x_hat.float()
         x = x.float()
-        win = min(self.win_size, x.shape[-1], x.shape[-2])
-        win = win if win % 2 == 1 else win - 1
+        win = _win_size(x.shape[-2], x.shape[-1], self.win_size)
         use_mask = self.masked and mask is not None and not bool(mask.all())
         if use_mask:
             m = mask.to(x.dtype).expand_as(x)

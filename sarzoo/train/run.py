@@ -135,8 +135,6 @@ def _find_resume(args, recipe) -> Path | None:
 
 
 def run_training(args) -> int:
-    import torch  # noqa: F401  (heavy imports only once we run)
-
     from sarzoo.data.dataset import build_datasets
     from sarzoo.recipes import dump
     from sarzoo.train.checkpoint import load_checkpoint
@@ -164,9 +162,8 @@ def run_training(args) -> int:
         say(f"resume     no previous run of '{recipe['name']}' with a last.pt found: starting a new run")
 
     # data first: every input file is opened and checked before anything is written
-    data_cfg = {k: v for k, v in recipe["data"].items()}
-    split = build_datasets(copy.deepcopy(data_cfg))
-    train_ds, val_ds, prep, used_cfg = split
+    data_cfg = recipe["data"]
+    train_ds, val_ds, prep, _ = build_datasets(copy.deepcopy(data_cfg))
     if ck is not None:
         from sarzoo.data.preprocess import Preprocessing
 

@@ -24,8 +24,8 @@ import torch
 from sarzoo import __version__
 from sarzoo.errors import SarzooError
 from sarzoo.train import checkpoint as ckpt_mod
-from sarzoo.train.data import (SeededAugment, check_sizes, epoch_batches, preview_indices, train_loader,
-                               val_loader)
+from sarzoo.train.data import (SeededAugment, check_sizes, collate, epoch_batches, preview_indices,
+                               train_loader, val_loader)
 from sarzoo.train.images import triple_grid, write_png
 from sarzoo.train.logbook import RunLog
 from sarzoo.train.loss import ReconstructionLoss
@@ -106,7 +106,6 @@ class Trainer:
         self.batch_size = int(cfg["batch_size"])
         self.steps_per_epoch = check_sizes(len(train_ds), self.batch_size)
         self.warmup_steps = int(round(cfg["warmup"]["epochs"] * self.steps_per_epoch))
-        self.has_clean = len(val_ds) > 0 and "clean" in val_ds[0]
         self.preview_idx = preview_indices(len(val_ds), cfg["preview_samples"])
 
         # progress counters and decision state (all checkpointed)
@@ -119,7 +118,6 @@ class Trainer:
         self.accum = self._zero_accum()
         self.last_val: dict[str, Any] = {}
         self.reference: dict[str, Any] = {}
-        self.epoch_time = 0.0
         self._signal: int | None = None
         self._resumed_from = None
         self._resumed_amp: str | None = None
@@ -136,7 +134,7 @@ class Trainer:
 
     @staticmethod
     def _zero_accum() -> dict[str, float]:
-        return {"loss": 0.0, "mse": 0.0, "ssim": 0.0, "psnr": 0.0, "n": 0, "time": 0.0}
+        return {**dict.fromkeys(METRIC_KEYS, 0.0), "n": 0, "time": 0.0}
 
     @property
     def lr(self) -> float:
@@ -349,10 +347,8 @@ class Trainer:
                 loss, parts = self.loss_fn(x_hat, x, mask)
                 add("loss", float(loss), n)
                 add("mse", float(parts["mse"]), n)
-                add("psnr", M.psnr(x, x_hat, mask), n)
-                add("ssim", M.ssim(x, x_hat, mask), n)
-                add("enl_ratio", M.enl_ratio(x, x_hat, self.preprocessing, mask), n)
-                add("epi", M.epi(x, x_hat, mask), n)
+                for k, v in M.compute_metrics(x, x_hat, mask, self.preprocessing).items():
+                    add(k, v, n)
                 if "clean" in batch:
                     add("psnr_clean", M.psnr(batch["clean"], x_hat, mask), n)
                     add("ssim_clean", M.ssim(batch["clean"], x_hat, mask), n)
@@ -366,8 +362,6 @@ class Trainer:
     def preview(self) -> torch.Tensor | None:
         if not self.preview_idx:
             return None
-        from sarzoo.train.data import collate
-
         batch = self.rt.to_device(collate([self.val_ds[i] for i in self.preview_idx]))
         self.model.eval()
         try:
@@ -435,7 +429,6 @@ class Trainer:
         return hp
 
     def _fit(self, resumed: bool) -> TrainResult:
-        cfg = self.cfg
         if not self.reference and len(self.val_ds):
             self.reference = self.validate(reference=True) or {}
         self._start_messages(resumed)
@@ -529,8 +522,7 @@ class Trainer:
                                         f"ssim {self.accum['ssim'] / n:.3f} lr {self.lr:.2g}", refresh=False)
                     if self.step % cfg["log_every_steps"] == 0:
                         self.log.event("step", epoch=self.epoch, step=self.step, lr=self.lr, **out)
-                        self.log.scalars({f"step/{k}": out[k] for k in ("loss", "mse", "ssim", "psnr", "grad_norm")},
-                                         self.step)
+                        self.log.scalars({f"step/{k}": v for k, v in out.items()}, self.step)
                 bar.update(1)
                 # no periodic checkpoint inside a NaN streak: last.pt stays the one from before it
                 if (every and self.step % every == 0 and self.batch_in_epoch < self.steps_per_epoch
