@@ -146,7 +146,7 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     (``_blend_weights``). Returns the same type as ``x01`` (numpy float32 or a CPU tensor).
     Memory: the image, the output and one batch of tiles.
     """
-    from sarzoo.data.patches import grid_positions
+    from sarzoo.data.patches import patch_grid
 
     is_tensor = isinstance(x01, torch.Tensor)
     x = (x01.detach().cpu().numpy() if is_tensor else np.asarray(x01)).astype(np.float32, copy=False)
@@ -158,10 +158,13 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     overlap = int(overlap)
     if not 0 <= overlap < tile:
         raise SarzooError(f"tile overlap must be in [0, {tile - 1}] px, got {overlap}")
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise SarzooError(f"batch_size must be at least 1, got {batch_size}")
     xp = np.ascontiguousarray(_pad_to(x, tile))
     H, W = xp.shape
     stride = tile - overlap
-    pos = [(r, c) for r in grid_positions(H, tile, stride) for c in grid_positions(W, tile, stride)]
+    pos = patch_grid(H, W, tile, stride)
     wt = np.outer(_blend_weights(tile, overlap), _blend_weights(tile, overlap))
     out = np.zeros((H, W), dtype=np.float64)
     wsum = np.zeros((H, W), dtype=np.float64)
@@ -170,7 +173,7 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     was_training = model.training
     model.eval()
     try:
-        for b in range(0, len(pos), max(1, int(batch_size))):
+        for b in range(0, len(pos), batch_size):
             chunk = pos[b:b + batch_size]
             batch = np.stack([xp[r:r + tile, c:c + tile] for r, c in chunk])[:, None]
             y = model(torch.from_numpy(batch).to(device))
@@ -295,9 +298,10 @@ class EvalData(NamedTuple):
     patches: list
     config: dict
     description: str
+    preprocessing: Any    # the stored one, with --set data.domain/nodata applied
 
 
-def eval_data(ckpt: dict[str, Any], prep: Any, data: Sequence[str] | None = None, split: str | None = None,
+def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
               overrides: Sequence[str] = ()) -> EvalData:
     """The regions (scenes or split parts of scenes) and patches to evaluate on.
 
@@ -310,6 +314,9 @@ def eval_data(ckpt: dict[str, Any], prep: Any, data: Sequence[str] | None = None
 
     cfg = _eval_data_config(ckpt, data, overrides)
     synthetic = cfg["paths"] is None
+    # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
+    # valid 0 dB after --set data.domain=db), so the overrides apply before it
+    prep = _eval_prep(ckpt["preprocessing"], cfg, synthetic, overrides)
     if synthetic:
         syn = cfg["synthetic"]
         scenes = synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"])
@@ -335,7 +342,7 @@ def eval_data(ckpt: dict[str, Any], prep: Any, data: Sequence[str] | None = None
     else:
         desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + (" …" if len(cfg["paths"]) > 3 else "")
                 + ("" if data else f" ({split} split)"))
-    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc)
+    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep)
 
 
 def _eval_prep(stored: dict[str, Any], cfg: dict[str, Any], synthetic: bool, overrides: Sequence[str]):
@@ -369,16 +376,15 @@ def _panel(a: np.ndarray, max_side: int = 1024) -> np.ndarray:
 
 def write_triptych(path: Path, panels: Sequence[np.ndarray]) -> None:
     """Panels side by side with a white separator, as an 8-bit grey PNG."""
-    from sarzoo.train.images import write_png
+    from sarzoo.train.images import SEP, write_png
 
     ps = [_panel(np.clip(p, 0, 1)) for p in panels]
     h = max(p.shape[0] for p in ps)
-    sep = 2
-    out = np.ones((h, sum(p.shape[1] for p in ps) + sep * (len(ps) - 1)), dtype=np.float32)
+    out = np.ones((h, sum(p.shape[1] for p in ps) + SEP * (len(ps) - 1)), dtype=np.float32)
     c = 0
     for p in ps:
         out[:p.shape[0], c:c + p.shape[1]] = p
-        c += p.shape[1] + sep
+        c += p.shape[1] + SEP
     write_png(path, out)
 
 
@@ -434,9 +440,10 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     level with its reference (and ``clean`` comparisons for synthetic data), ``scenes.images``
     the per-image values.
     """
-    from sarzoo.data.patches import read_patch
+    from sarzoo.data.dataset import PatchDataset
     from sarzoo.metrics import classical_reference
     from sarzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
+    from sarzoo.train.images import DIFF_GAIN
     from sarzoo.train.runtime import pick_device
 
     if not scenes and not patches:
@@ -448,11 +455,8 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     dev = pick_device(device)
     model = model_from_checkpoint(ckpt, dev)
     model.eval()
-    from sarzoo.data.preprocess import Preprocessing
-
-    stored_prep = Preprocessing.from_dict(ckpt["preprocessing"])
-    ed = eval_data(ckpt, stored_prep, data, split, overrides)
-    prep = _eval_prep(ckpt["preprocessing"], ed.config, ed.source == "synthetic", overrides)
+    ed = eval_data(ckpt, data, split, overrides)
+    prep = ed.preprocessing
     tile = int(ed.config["patch_size"])
     if not 0 <= overlap < tile:
         raise SarzooError(f"--overlap must be in [0, {tile - 1}] px for {tile} px tiles, got {overlap}")
@@ -486,25 +490,16 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     patch_items: list[dict[str, Any]] = []
     if patches and ed.patches:
         say(f"patches    {len(ed.patches)} × {tile} px")
+        # the very items training validated on (same reading, preprocessing and clean fill)
+        ds = PatchDataset(ed.patches, prep)
         with torch.no_grad():
-            for b in range(0, len(ed.patches), batch_size):
-                refs = ed.patches[b:b + batch_size]
-                xs, ms, cs = [], [], []
-                for p in refs:
-                    raw, clean = read_patch(p)
-                    x, m = prep.forward(raw)
-                    xs.append(x)
-                    ms.append(m)
-                    cs.append(None if clean is None else np.where(m, prep.forward(clean)[0], prep.fill))
-                xb = torch.from_numpy(np.stack(xs)[:, None]).to(dev)
-                yb = model(xb)[0].float().clamp(0, 1).cpu()
-                xb = xb.cpu()
+            for b in range(0, len(ds), batch_size):
+                items = [ds[i] for i in range(b, min(b + batch_size, len(ds)))]
+                xb = torch.stack([it["x"] for it in items])
+                yb = model(xb.to(dev))[0].float().clamp(0, 1).cpu()
                 rb = classical_reference(xb, latent_numel)
-                for i, p in enumerate(refs):
-                    m = torch.from_numpy(ms[i])[None]
-                    c = None if cs[i] is None else torch.from_numpy(cs[i].astype(np.float32))[None]
-                    it = image_metrics(xb[i], yb[i], rb[i], m, prep, c)
-                    patch_items.append(it)
+                for i, it in enumerate(items):
+                    patch_items.append(image_metrics(xb[i], yb[i], rb[i], it["mask"], prep, it.get("clean")))
         report["patches"] = {**summarise(patch_items), "size": tile}
 
     # -- full scenes, tiled, window by window ---------------------------------------------------
@@ -531,7 +526,7 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
                     if out_dir is not None:
                         idx = len(scene_items) - 1
                         png = out_dir / f"{idx:03d}_{_safe_name(piece.id)}.png"
-                        diff = np.clip(np.abs(x - y) * 4.0, 0, 1)
+                        diff = np.clip(np.abs(x - y) * DIFF_GAIN, 0, 1)
                         panels = [x, y, r] + ([clean] if clean is not None else []) + [diff]
                         write_triptych(png, [np.where(m, p, 0.0) for p in panels])
                         it["png"] = str(png)
@@ -654,9 +649,11 @@ def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
 
 def run_eval(args) -> int:
     """``sarzoo eval``: run ``evaluate`` and print the text report or one JSON object."""
+    from sarzoo.train.images import DIFF_GAIN
+
     say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
     r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,
-                 scenes=not args.no_scenes, patches=not getattr(args, "no_patches", False),
+                 scenes=not args.no_scenes, patches=not args.no_patches,
                  batch_size=args.batch_size, device=args.device, save_images=args.save_images, progress=say)
     if args.json:
         print(json.dumps(r, allow_nan=False))
@@ -664,6 +661,6 @@ def run_eval(args) -> int:
         print(format_report(r))
         if args.save_images:
             print(f"images     {args.save_images}: per-image PNG (input | reconstruction | reference"
-                  f"{' | clean' if r.get('clean') else ''} | 4×|input − reconstruction|), reconstructions in the "
-                  f"data's domain, metrics.json")
+                  f"{' | clean' if r.get('clean') else ''} | {DIFF_GAIN:g}×|input − reconstruction|), "
+                  f"reconstructions in the data's domain, metrics.json")
     return 0

@@ -238,3 +238,24 @@ def test_subprocess_error_has_no_traceback(tmp_path):
     r = run_cli("eval", bad)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "bad.pt" in r.stderr
+
+
+def test_domain_override_decides_which_pixels_are_valid(run_dir, tmp_path):
+    """0 is no-data for intensity but a valid 0 dB: with --set data.domain=db a patch full of zeros
+    must be evaluated, not dropped by the min_valid filter read the checkpoint's (intensity) way."""
+    rng = np.random.default_rng(3)
+    db = rng.uniform(-20.0, -3.0, size=(128, 128)).astype(np.float32)
+    db[:64, :64] = 0.0  # one whole 64 px patch of exactly 0 dB
+    np.save(tmp_path / "scene_db.npy", db)
+    rep = _eval(run_dir / "best.pt", [str(tmp_path / "scene_db.npy")], overrides=["data.domain=db"],
+                device="cpu")
+    assert rep["patches"]["n_images"] == 4
+
+
+def test_reconstruct_rejects_a_batch_size_below_one(run_dir):
+    import sarzoo
+    from sarzoo.errors import SarzooError
+
+    model, _ = sarzoo.load(run_dir / "best.pt")
+    with pytest.raises(SarzooError, match="batch_size must be at least 1"):
+        sarzoo.reconstruct(model, np.zeros((64, 64), np.float32), batch_size=0)
