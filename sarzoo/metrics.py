@@ -108,7 +108,11 @@ def ssim(x: Any, y: Any, mask: Any = None, data_range: float = 1.0, win_size: in
     return _masked_ssim(xt, yt, _mask(mask, xt), data_range, win)
 
 
-def _masked_ssim(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, data_range: float, win: int) -> float:
+def masked_ssim_per_image(x: torch.Tensor, y: torch.Tensor, valid_px: torch.Tensor, win: int,
+                          data_range: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image SSIM over window positions lying entirely on valid pixels, and whether an image
+    has any such window. Differentiable: the training loss and the metric share this one
+    definition, so what is optimised is what is reported."""
     from pytorch_msssim.ssim import _fspecial_gauss_1d, gaussian_filter
 
     c = x.shape[1]
@@ -120,12 +124,15 @@ def _masked_ssim(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, data_range: 
     s12 = gaussian_filter(x * y, g) - mu1 * mu2
     smap = ((2 * mu1 * mu2 + c1) / (mu1 ** 2 + mu2 ** 2 + c1)) * ((2 * s12 + c2) / (s11 + s22 + c2))
     # A window position counts only if every pixel under its window is valid (erosion).
-    valid = -F.max_pool2d(-(m.to(x.dtype)), kernel_size=win, stride=1) > 0.5
-    out = []
-    for i in range(x.shape[0]):
-        v = valid[i]
-        out.append(float(torch.relu(smap[i][v].mean())) if bool(v.any()) else float("nan"))
-    return _nanmean(out)
+    valid = (-F.max_pool2d(-(valid_px.to(x.dtype)), kernel_size=win, stride=1) > 0.5).to(x.dtype)
+    n = valid.sum(dim=(1, 2, 3))
+    per = (smap * valid).sum(dim=(1, 2, 3)) / n.clamp_min(1)
+    return torch.relu(per), n > 0
+
+
+def _masked_ssim(x: torch.Tensor, y: torch.Tensor, m: torch.Tensor, data_range: float, win: int) -> float:
+    per, has = masked_ssim_per_image(x, y, m, win, data_range)
+    return _nanmean([float(v) if ok else float("nan") for v, ok in zip(per.tolist(), has.tolist())])
 
 
 # --- ENL ---------------------------------------------------------------------------------

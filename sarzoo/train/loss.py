@@ -12,27 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sarzoo.metrics import _win_size
-
-
-def _masked_ssim_per_image(x: torch.Tensor, y: torch.Tensor, valid_px: torch.Tensor, win: int) -> torch.Tensor:
-    from pytorch_msssim.ssim import _fspecial_gauss_1d, gaussian_filter
-
-    c = x.shape[1]
-    g = _fspecial_gauss_1d(win, 1.5).repeat([c, 1, 1, 1]).to(x.device, x.dtype)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mu1, mu2 = gaussian_filter(x, g), gaussian_filter(y, g)
-    s11 = gaussian_filter(x * x, g) - mu1 ** 2
-    s22 = gaussian_filter(y * y, g) - mu2 ** 2
-    s12 = gaussian_filter(x * y, g) - mu1 * mu2
-    smap = ((2 * mu1 * mu2 + c1) / (mu1 ** 2 + mu2 ** 2 + c1)) * ((2 * s12 + c2) / (s11 + s22 + c2))
-    # window positions entirely on valid pixels (erosion of the mask by the window)
-    valid = (-F.max_pool2d(-(valid_px.to(x.dtype)), kernel_size=win, stride=1)) > 0.5
-    valid = valid.to(x.dtype)
-    n = valid.sum(dim=(1, 2, 3))
-    per = (smap * valid).sum(dim=(1, 2, 3)) / n.clamp_min(1)
-    # an image without a single fully valid window contributes nothing (weight 0)
-    return torch.relu(per), (n > 0).to(x.dtype)
+from sarzoo.metrics import _win_size, masked_ssim_per_image
 
 
 class ReconstructionLoss(nn.Module):
@@ -58,7 +38,8 @@ class ReconstructionLoss(nn.Module):
         if use_mask:
             m = mask.to(x.dtype).expand_as(x)
             mse = ((x_hat - x) ** 2 * m).sum() / m.sum().clamp_min(1.0)
-            per, w = _masked_ssim_per_image(x_hat, x, m, win)
+            per, has = masked_ssim_per_image(x_hat, x, m, win)
+            w = has.to(x.dtype)
             ssim = (per * w).sum() / w.sum().clamp_min(1.0)
         else:
             mse = F.mse_loss(x_hat, x)
