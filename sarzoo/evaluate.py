@@ -308,20 +308,15 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     Without ``data`` this is the checkpoint's own data, split exactly as training split it
     (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole.
     """
-    from sarzoo.data.dataset import synthetic_scenes, valid_fraction
-    from sarzoo.data.patches import Region, region_patches, split_scenes
-    from sarzoo.data.readers import open_sources
+    from sarzoo.data.dataset import open_scenes, patches_of
+    from sarzoo.data.patches import Region, split_scenes
 
     cfg = _eval_data_config(ckpt, data, overrides)
     synthetic = cfg["paths"] is None
     # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
     # valid 0 dB after --set data.domain=db), so the overrides apply before it
     prep = _eval_prep(ckpt["preprocessing"], cfg, synthetic, overrides)
-    if synthetic:
-        syn = cfg["synthetic"]
-        scenes = synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"])
-    else:
-        scenes = open_sources(cfg["paths"], nodata=cfg["nodata"])
+    scenes = open_scenes(cfg)
     if data:
         split = "all"
         regions = [Region.whole(s) for s in scenes]
@@ -332,9 +327,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
         if not regions:
             raise SarzooError(f"the checkpoint's data has no {split} scenes (data.val_fraction = "
                               f"{cfg['val_fraction']}); use --split train/all or --data")
-    patches = [p for reg in regions for p in region_patches(reg, cfg["patch_size"], cfg["stride"])]
-    if cfg["min_valid"] > 0:
-        patches = [p for p in patches if valid_fraction(p, prep) >= cfg["min_valid"]]
+    patches = patches_of(regions, cfg, prep)
     if synthetic:
         syn = cfg["synthetic"]
         desc = (f"synthetic SAR, {split} split of {syn['n_scenes']} scenes {syn['size']}×{syn['size']} "

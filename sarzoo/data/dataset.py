@@ -192,6 +192,24 @@ def valid_fraction(p: PatchRef, prep: Preprocessing) -> float:
     return float(prep.mask(raw).mean())
 
 
+def open_scenes(cfg: dict[str, Any]) -> list[Scene]:
+    """The scenes a resolved ``data:`` config names: its files, or the synthetic set when it has
+    no ``paths``. Training and evaluation must open the very same scenes for the split to match."""
+    if cfg["paths"] is None:
+        syn = cfg["synthetic"]
+        return synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"])
+    return open_sources(cfg["paths"], nodata=cfg["nodata"])
+
+
+def patches_of(regions: Sequence[Region], cfg: dict[str, Any], prep: Preprocessing) -> list[PatchRef]:
+    """The patches cut from ``regions`` that have at least ``min_valid`` valid pixels, as read by
+    ``prep`` (its domain and nodata decide what is valid)."""
+    out = [p for reg in regions for p in region_patches(reg, cfg["patch_size"], cfg["stride"])]
+    if cfg["min_valid"] > 0:
+        out = [p for p in out if valid_fraction(p, prep) >= cfg["min_valid"]]
+    return out
+
+
 def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene] | None = None) -> DataSplit:
     """Train/validation ``PatchDataset``s and the fitted ``Preprocessing`` from a ``data:`` config.
 
@@ -200,12 +218,9 @@ def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene]
     """
     cfg = resolve_data_config(config)
     if scenes is None:
+        scenes = open_scenes(cfg)
         if cfg["paths"] is None:
-            syn = cfg["synthetic"]
-            scenes = synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"])
             cfg["domain"] = "intensity"
-        else:
-            scenes = open_sources(cfg["paths"], nodata=cfg["nodata"])
     train_regions, val_regions = split_scenes(scenes, cfg["val_fraction"], cfg["seed"])
 
     clip = cfg["clip"]
@@ -216,13 +231,7 @@ def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene]
                                              cfg["nodata"])
     prep = Preprocessing(domain=cfg["domain"], vmin=vmin, vmax=vmax, nodata=cfg["nodata"])
 
-    def patches(regions: Sequence[Region]) -> list[PatchRef]:
-        out = [p for reg in regions for p in region_patches(reg, cfg["patch_size"], cfg["stride"])]
-        if cfg["min_valid"] > 0:
-            out = [p for p in out if valid_fraction(p, prep) >= cfg["min_valid"]]
-        return out
-
-    train_p, val_p = patches(train_regions), patches(val_regions)
+    train_p, val_p = patches_of(train_regions, cfg, prep), patches_of(val_regions, cfg, prep)
     if not train_p:
         raise SarzooError(f"no training patch has at least {cfg['min_valid']:.0%} valid pixels "
                           f"(patch_size {cfg['patch_size']}); check the inputs' no-data or lower data.min_valid")
