@@ -30,3 +30,26 @@ class RecipeError(SarzooError):
 
 class PluginError(SarzooError):
     """A plugin failed to load or register, or two plugins claim the same name."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type name when it has none.
+
+    Messages from torch, YAML or a plugin can run to pages; a one-paragraph error quotes one line.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """``TypeName: first line`` of an exception (whitespace folded), for errors that quote a cause."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def did_you_mean(word: object, options) -> str:
+    """`` Did you mean 'a' or 'b'?`` for the options closest to ``word``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=3, cutoff=0.5)
+    return (" Did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
