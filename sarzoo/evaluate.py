@@ -63,17 +63,6 @@ class Loaded(NamedTuple):
         return np.where(np.asarray(mask), out, np.nan).astype(np.float32)
 
 
-def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A run directory means its best checkpoint (else its last); a file is taken as given."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (p / name).is_file():
-                return p / name
-        raise SarzooError(f"{p}: is a directory without best.pt or last.pt; give a checkpoint file")
-    return p
-
-
 def load(checkpoint: str | os.PathLike, device: str = "cpu") -> Loaded:
     """The trained model (eval mode) and its ``Preprocessing`` from a training checkpoint.
 
@@ -81,15 +70,14 @@ def load(checkpoint: str | os.PathLike, device: str = "cpu") -> Loaded:
     ``preprocessing.forward(raw) -> (x01, mask)`` and ``preprocessing.inverse(x01)`` convert
     between the data's domain and the model's [0, 1]; the model alone is useless without them.
     """
-    from sarzoo.data.preprocess import Preprocessing
-    from sarzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
-    from sarzoo.train.runtime import pick_device
+    from sarzoo import checkpoint as ck
+    from sarzoo.device import pick_device
 
-    ckpt = load_checkpoint(resolve_checkpoint_path(checkpoint))
-    model = model_from_checkpoint(ckpt, pick_device(device))
+    ckpt = ck.read(checkpoint)
+    model = ck.build_model(ckpt, pick_device(device))
     model.eval()
     model.checkpoint_info = _checkpoint_info(ckpt)
-    return Loaded(model, Preprocessing.from_dict(ckpt["preprocessing"]))
+    return Loaded(model, ck.preprocessing_of(ckpt))
 
 
 def _checkpoint_info(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -358,29 +346,6 @@ def _safe_name(s: str) -> str:
     return s.strip("_")[:120] or "scene"
 
 
-def _panel(a: np.ndarray, max_side: int = 1024) -> np.ndarray:
-    """Area-downsample a panel so a preview of a huge scene stays a reasonable PNG."""
-    f = max(1, math.ceil(max(a.shape) / max_side))
-    if f == 1:
-        return a
-    t = torch.from_numpy(np.nan_to_num(a).astype(np.float32))[None, None]
-    return torch.nn.functional.avg_pool2d(t, f, ceil_mode=True)[0, 0].numpy()
-
-
-def write_triptych(path: Path, panels: Sequence[np.ndarray]) -> None:
-    """Panels side by side with a white separator, as an 8-bit grey PNG."""
-    from sarzoo.train.images import SEP, write_png
-
-    ps = [_panel(np.clip(p, 0, 1)) for p in panels]
-    h = max(p.shape[0] for p in ps)
-    out = np.ones((h, sum(p.shape[1] for p in ps) + SEP * (len(ps) - 1)), dtype=np.float32)
-    c = 0
-    for p in ps:
-        out[:p.shape[0], c:c + p.shape[1]] = p
-        c += p.shape[1] + SEP
-    write_png(path, out)
-
-
 class _SceneWriter:
     """Full-resolution reconstructions of one scene, in the data's domain, written window by window
     (``.npy`` through a memory map; GeoTIFF with the source's georeferencing for GeoTIFF inputs)."""
@@ -435,18 +400,21 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     """
     from sarzoo.data.dataset import PatchDataset
     from sarzoo.metrics import classical_reference
-    from sarzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
-    from sarzoo.train.images import DIFF_GAIN
-    from sarzoo.train.runtime import pick_device
+    from sarzoo import checkpoint as ck
+    from sarzoo.images import DIFF_GAIN
+    from sarzoo.device import pick_device
 
     if not scenes and not patches:
         raise SarzooError("nothing to evaluate: both full scenes and patches are switched off")
     if batch_size < 1:
         raise SarzooError(f"--batch-size must be at least 1, got {batch_size}")
-    ckpt_path = resolve_checkpoint_path(checkpoint)
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt_path = ck.resolve_path(checkpoint)
+    ckpt = ck.read(ckpt_path)
+    if ckpt.get("preprocessing") is None:
+        raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
+                          f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
     dev = pick_device(device)
-    model = model_from_checkpoint(ckpt, dev)
+    model = ck.build_model(ckpt, dev)
     model.eval()
     ed = eval_data(ckpt, data, split, overrides)
     prep = ed.preprocessing
@@ -521,7 +489,7 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
                         png = out_dir / f"{idx:03d}_{_safe_name(piece.id)}.png"
                         diff = np.clip(np.abs(x - y) * DIFF_GAIN, 0, 1)
                         panels = [x, y, r] + ([clean] if clean is not None else []) + [diff]
-                        write_triptych(png, [np.where(m, p, 0.0) for p in panels])
+                        write_panels(png, [np.where(m, p, 0.0) for p in panels])
                         it["png"] = str(png)
                         key = piece.scene.id
                         if key not in writers:
@@ -642,7 +610,7 @@ def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
 
 def run_eval(args) -> int:
     """``sarzoo eval``: run ``evaluate`` and print the text report or one JSON object."""
-    from sarzoo.train.images import DIFF_GAIN
+    from sarzoo.images import DIFF_GAIN
 
     say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
     r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["psnr", "ssim", "enl", "enl_ratio", "enl_blocks", "epi", "classical_reference",
-           "reference_size", "compute_metrics", "ENL_BLOCK", "ENL_FRACTION"]
+           "reference_size", "compute_metrics", "batch_metrics", "ENL_BLOCK", "ENL_FRACTION"]
 
 #: ENL is measured on non-overlapping blocks of this side (SPEC §3).
 ENL_BLOCK = 25
@@ -311,3 +311,24 @@ def compute_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = N
             "enl_ratio": enl_ratio(xd, yd, preprocessing, mask),
             "epi": epi(xd, yd, mask),
         }
+
+
+def batch_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = None,
+                  clean: Any = None) -> dict[str, float]:
+    """The figures of one batch that training validation and ``sarzoo eval`` both report.
+
+    ``compute_metrics`` against the input, plus ``psnr_clean``/``ssim_clean``/``epi_clean``
+    against the noise-free reflectivity when ``clean`` is given (synthetic data). One function
+    for both, so the number a run logs for its validation split is the one ``sarzoo eval``
+    reproduces.
+    """
+    out = compute_metrics(x, x_hat, mask, preprocessing)
+    if clean is not None:
+        if isinstance(x_hat, tuple):
+            x_hat = x_hat[0]
+        with torch.no_grad():
+            yd = x_hat.detach() if isinstance(x_hat, torch.Tensor) else x_hat
+            out["psnr_clean"] = psnr(clean, yd, mask)
+            out["ssim_clean"] = ssim(clean, yd, mask)
+            out["epi_clean"] = epi(clean, yd, mask)
+    return out

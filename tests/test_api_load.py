@@ -76,5 +76,5 @@ def test_load_errors_are_sarzoo_errors(tmp_path):
         sarzoo.load(tmp_path / "nope.pt")
     model_file = tmp_path / "untrained.pt"
     torch.save({"format": "sarzoo.model/1"}, model_file)
-    with pytest.raises(SarzooError, match="untrained model"):
+    with pytest.raises(SarzooError, match="key 'recipe' is missing"):
         sarzoo.load(model_file)

@@ -44,9 +44,19 @@ def test_build_output_is_weights_only_loadable(tmp_path):
     assert res.returncode == 0, res.stderr
     payload = torch.load(out, weights_only=True)
     assert payload["recipe"]["name"] == "tiny"
+    assert payload["format"] == "sarzoo.checkpoint/1" and payload["kind"] == "model"
     import sarzoo
     model = sarzoo.build(payload["recipe"])
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(payload["model"])
+    # the same format as a training checkpoint: sarzoo.load opens it, with the recipe's fixed clip
+    loaded, prep = sarzoo.load(out)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
+    assert (prep.vmin, prep.vmax) == (payload["recipe"]["data"]["clip"]["vmin"],
+                                      payload["recipe"]["data"]["clip"]["vmax"])
+    # but there is no run to resume from it
+    res = run_cli("train", RECIPES / "tiny.yaml", "--resume", out)
+    assert res.returncode == 2 and "untrained model file" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_print_recipe_is_resolved_yaml():

@@ -18,7 +18,8 @@ import torch
 
 from sarzoo.cli import main
 from sarzoo.errors import SarzooError
-from sarzoo.train.checkpoint import FORMAT, load_checkpoint
+from sarzoo.checkpoint import FORMAT
+from sarzoo.checkpoint import read as load_checkpoint
 from tests._train_common import TINY, log_records, one_torch_thread, train_args
 
 
@@ -110,12 +111,12 @@ def test_crafted_checkpoint_is_refused_and_never_executes(tmp_path, kind):
 
 def test_truncated_and_foreign_files_are_clean_errors(tmp_path):
     good = tmp_path / "good.pt"
-    torch.save({"format": FORMAT, "model": {"w": torch.ones(3)}}, good)
+    torch.save({"format": FORMAT, "recipe": {}, "model": {"w": torch.ones(3)}}, good)
     data = good.read_bytes()
     (tmp_path / "half.pt").write_bytes(data[: len(data) // 2])
     torch.save({"w": torch.ones(3)}, tmp_path / "foreign.pt")
     for name, needle in (("half.pt", "not a readable sarzoo checkpoint"),
-                         ("foreign.pt", "not a sarzoo training checkpoint"),
+                         ("foreign.pt", "not a sarzoo checkpoint"),
                          ("missing.pt", "no such checkpoint file")):
         with pytest.raises(SarzooError, match=needle):
             load_checkpoint(tmp_path / name)

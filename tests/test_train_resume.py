@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sarzoo.train.checkpoint import FAULT_ENV, TMP_PREFIX, load_checkpoint
+from sarzoo.checkpoint import FAULT_ENV, TMP_PREFIX
+from sarzoo.checkpoint import read as load_checkpoint
 from tests._train_common import (assert_same_training_state, log_records, run_sarzoo, sarzoo_cmd,
                                  subprocess_env, train_args)
 
@@ -123,20 +124,21 @@ def test_signal_finishes_step_checkpoints_and_says_how_to_resume(tmp_path, strai
 
 _WRITER = r"""
 import sys, torch
-from sarzoo.train.checkpoint import FORMAT, save_checkpoint
+from sarzoo.checkpoint import FORMAT
+from sarzoo.checkpoint import write as save_checkpoint
 path = sys.argv[1]
 blob = torch.arange(3_000_000, dtype=torch.float32)   # 12 MB: a write takes a while
 i = 0
 while True:
     i += 1
-    save_checkpoint({"format": FORMAT, "i": i, "blob": blob + i}, path)
+    save_checkpoint({"format": FORMAT, "recipe": {}, "model": {}, "i": i, "blob": blob + i}, path)
     print(i, flush=True)
 """
 
 
 def test_random_sigkill_during_writes_always_leaves_a_complete_checkpoint(tmp_path):
     """Kill a writer at arbitrary moments (mostly mid-write): the file is always a complete checkpoint."""
-    from sarzoo.train.checkpoint import clean_tmp_files
+    from sarzoo.checkpoint import remove_partial
 
     path = tmp_path / "last.pt"
     seen_tmp = False
@@ -153,7 +155,7 @@ def test_random_sigkill_during_writes_always_leaves_a_complete_checkpoint(tmp_pa
         ck = load_checkpoint(path)
         assert torch.equal(ck["blob"], torch.arange(3_000_000, dtype=torch.float32) + ck["i"])
         seen_tmp |= bool(list(tmp_path.glob(f"{TMP_PREFIX}*")))
-        clean_tmp_files(tmp_path)
+        remove_partial(tmp_path, ".pt")
         assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
     # not a requirement of atomicity, but shows the kills did land mid-write at least once
     print("a kill interrupted a write:", seen_tmp)

@@ -17,7 +17,8 @@ import torch
 
 from sarzoo import __version__
 from sarzoo.cli import main
-from sarzoo.train.checkpoint import load_checkpoint, model_from_checkpoint
+from sarzoo.checkpoint import build_model as model_from_checkpoint
+from sarzoo.checkpoint import read as load_checkpoint
 from tests._train_common import STEPS_PER_EPOCH, log_records, one_torch_thread, run_sarzoo, train_args
 
 

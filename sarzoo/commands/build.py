@@ -147,27 +147,9 @@ def run(args) -> int:
 
 
 def _save(path: str, model, recipe: dict) -> None:
-    import os
-    import tempfile
+    from sarzoo import checkpoint
 
-    import torch
-
-    from sarzoo import __version__
-    payload = {"format": "sarzoo.model/1", "sarzoo_version": __version__, "recipe": recipe,
-               "provenance": model.provenance(), "state_dict": model.state_dict()}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    checkpoint.write(checkpoint.model_payload(model, recipe), path)
 
 
 def _fmt_int(n: int) -> str:

@@ -9,11 +9,7 @@ from typing import Any
 
 _LAZY = {
     "Trainer": "sarzoo.train.trainer",
-    "train": "sarzoo.train.trainer",
     "ReconstructionLoss": "sarzoo.train.loss",
-    "load_checkpoint": "sarzoo.train.checkpoint",
-    "save_checkpoint": "sarzoo.train.checkpoint",
-    "model_from_checkpoint": "sarzoo.train.checkpoint",
     "train_defaults": "sarzoo.train.config",
 }
 

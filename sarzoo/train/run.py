@@ -123,9 +123,9 @@ def _find_resume(args, recipe) -> Path | None:
             return p if p.is_file() else None
         found = runs_of(DEFAULT_RUNS / recipe["name"])
         return found[0] / "last.pt" if found else None
-    p = Path(args.resume)
-    if p.is_dir():
-        p = p / "last.pt"
+    from sarzoo.checkpoint import resolve_path
+
+    p = resolve_path(args.resume, purpose="resume")
     if not p.exists():
         raise SarzooError(f"--resume {args.resume}: no such checkpoint file")
     if args.out and Path(args.out).resolve() != p.parent.resolve():
@@ -137,8 +137,8 @@ def _find_resume(args, recipe) -> Path | None:
 def run_training(args) -> int:
     from sarzoo.data.dataset import build_datasets
     from sarzoo.recipes import dump
-    from sarzoo.train.checkpoint import load_checkpoint
-    from sarzoo.train.runtime import pick_device
+    from sarzoo import checkpoint
+    from sarzoo.device import pick_device
     from sarzoo.train.trainer import Trainer
 
     say = lambda s: print(s, flush=True)  # noqa: E731
@@ -147,7 +147,7 @@ def run_training(args) -> int:
     ckpt_path = _find_resume(args, recipe)
     ck = None
     if ckpt_path is not None:
-        ck = load_checkpoint(ckpt_path)
+        ck = checkpoint.read(ckpt_path, purpose="resume")
         stored = ck["recipe"]
         if not args.data and stored.get("data", {}).get("paths") and not recipe["data"].get("paths"):
             recipe["data"]["paths"] = stored["data"]["paths"]

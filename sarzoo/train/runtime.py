@@ -14,30 +14,8 @@ from typing import Any
 
 import torch
 
+from sarzoo.device import cpu_has_native_bf16, pick_device
 from sarzoo.errors import SarzooError
-
-
-def pick_device(name: str | None) -> torch.device:
-    name = (name or "auto").lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SarzooError(f"--device {name}: CUDA is not available on this machine (use --device cpu or auto)")
-        return torch.device(name)
-    if name == "cpu":
-        return torch.device("cpu")
-    raise SarzooError(f"unknown device {name!r}: use auto, cpu or cuda")
-
-
-def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16 present (torch's own CPU capability probes)."""
-    try:
-        import torch.cpu as tc
-
-        return bool(tc._is_amx_tile_supported() or tc._is_avx512_bf16_supported())
-    except Exception:  # private probes: absent in some torch builds
-        return False
 
 
 @dataclass

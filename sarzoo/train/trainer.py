@@ -23,10 +23,11 @@ import torch
 
 from sarzoo import __version__
 from sarzoo.errors import SarzooError
-from sarzoo.train import checkpoint as ckpt_mod
+from sarzoo import checkpoint as ckpt_mod
+from sarzoo.train.rng import rng_state, set_rng_state
 from sarzoo.train.data import (SeededAugment, check_sizes, collate, epoch_batches, preview_indices,
                                train_loader, val_loader)
-from sarzoo.train.images import triple_grid, write_png
+from sarzoo.images import triple_grid, write_png
 from sarzoo.train.logbook import RunLog
 from sarzoo.train.loss import ReconstructionLoss
 from sarzoo.train.progress import Progress
@@ -150,16 +151,8 @@ class Trainer:
 
     # -- checkpoint state ------------------------------------------------------------------
     def payload(self) -> dict[str, Any]:
-        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
         return {
-            "format": ckpt_mod.FORMAT,
-            "sarzoo_version": __version__,
-            "torch_version": str(torch.__version__),
-            "saved_at": time.time(),
-            "recipe": self.recipe,
-            "preprocessing": self.preprocessing.to_dict(),
-            "provenance": {"sarzoo": __version__, "components": self.model.provenance()},
-            "model": cpu(self.model.state_dict()),
+            **ckpt_mod.model_payload(self.model, self.recipe, self.preprocessing, kind="training"),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": {"plateau": self.plateau.state_dict()},
             "scaler": self.rt.scaler.state_dict() if self.rt.scaler is not None else None,
@@ -177,7 +170,7 @@ class Trainer:
             "metrics": dict(self.last_val),
             "reference": dict(self.reference),
             "data": dict(self.data_info),
-            "rng": ckpt_mod.rng_state(),
+            "rng": rng_state(),
         }
 
     def _load_state(self, ck: dict[str, Any]) -> None:
@@ -197,7 +190,7 @@ class Trainer:
         self.accum = dict(ck["accum"])
         self.last_val = dict(ck.get("metrics") or {})
         self.reference = dict(ck.get("reference") or {})
-        ckpt_mod.set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
         self._resumed_from = ck.get("_path")
         self._saved_step = self.step
         self._resumed_amp = ck.get("amp")
@@ -219,7 +212,7 @@ class Trainer:
         # events up to this step reach the disk before a checkpoint says they happened: after a
         # kill, the resumed run (purging only steps beyond the checkpoint) leaves no gap
         self.log.flush()
-        path = ckpt_mod.save_checkpoint(self.payload(), self.run_dir / name)
+        path = ckpt_mod.write(self.payload(), self.run_dir / name)
         if name == "last.pt":
             self._saved_step = self.step
         self.log.event("checkpoint", file=name, epoch=self.epoch, step=self.step, batch_in_epoch=self.batch_in_epoch)
@@ -347,11 +340,9 @@ class Trainer:
                 loss, parts = self.loss_fn(x_hat, x, mask)
                 add("loss", float(loss), n)
                 add("mse", float(parts["mse"]), n)
-                for k, v in M.compute_metrics(x, x_hat, mask, self.preprocessing).items():
+                for k, v in M.batch_metrics(x, x_hat, mask, self.preprocessing, batch.get("clean")).items():
                     add(k, v, n)
                 if "clean" in batch:
-                    add("psnr_clean", M.psnr(batch["clean"], x_hat, mask), n)
-                    add("ssim_clean", M.ssim(batch["clean"], x_hat, mask), n)
                     if reference:
                         add("psnr_clean_input", M.psnr(batch["clean"], x, mask), n)
         finally:
@@ -373,7 +364,7 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------
     def fit(self) -> TrainResult:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt_mod.clean_tmp_files(self.run_dir)
+        ckpt_mod.remove_partial(self.run_dir, ".pt")
         resumed = self._resumed_from is not None
         # the checkpoint's own step was logged before it was written: purge only what came after
         self.log = RunLog(self.run_dir, purge_step=self.step + 1 if resumed else None)

@@ -1,6 +1,7 @@
-"""Preview images: the triple view original | reconstruction | |difference|, and a PNG writer.
+"""Pictures of reconstructions: training previews, evaluation panels, and the PNG writer.
 
-The PNG writer is a few lines of zlib so previews need no imaging library.
+Core, not training: ``sarzoo eval`` draws the same panels as the trainer's previews. The PNG
+writer is a few lines of zlib so previews need no imaging library.
 """
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import struct
 import zlib
 from pathlib import Path
 
+import math
+from typing import Sequence
+
 import numpy as np
 import torch
+
+from sarzoo.files import atomic_write_bytes
 
 #: The difference panel shows ``min(1, DIFF_GAIN·|x − x̂|)``: a raw |difference| of [0, 1] images is
 #: nearly black. The gain is fixed so panels of different epochs compare.
@@ -60,9 +66,25 @@ def write_png(path: str | os.PathLike, image) -> Path:
     raw = b"".join(b"\x00" + u8[r].tobytes() for r in range(h))
     png = (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
            + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b""))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_bytes(png)
-    os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, png)
+
+
+def _panel(a: np.ndarray, max_side: int = 1024) -> np.ndarray:
+    """Area-downsample a panel so a preview of a huge scene stays a reasonable PNG."""
+    f = max(1, math.ceil(max(a.shape) / max_side))
+    if f == 1:
+        return a
+    t = torch.from_numpy(np.nan_to_num(a).astype(np.float32))[None, None]
+    return torch.nn.functional.avg_pool2d(t, f, ceil_mode=True)[0, 0].numpy()
+
+
+def write_panels(path: Path, panels: Sequence[np.ndarray]) -> None:
+    """Panels side by side with a white separator, as an 8-bit grey PNG."""
+    ps = [_panel(np.clip(p, 0, 1)) for p in panels]
+    h = max(p.shape[0] for p in ps)
+    out = np.ones((h, sum(p.shape[1] for p in ps) + SEP * (len(ps) - 1)), dtype=np.float32)
+    c = 0
+    for p in ps:
+        out[:p.shape[0], c:c + p.shape[1]] = p
+        c += p.shape[1] + SEP
+    write_png(path, out)
