@@ -6,20 +6,24 @@ from __future__ import annotations
 
 from sarzoo.hookspecs import ENTRY_POINT_GROUP, hookimpl
 
-__version__ = "0.1.0"
+from sarzoo._version import __version__
 __all__ = ["build", "load_recipe", "load", "reconstruct", "hookimpl", "ENTRY_POINT_GROUP", "__version__"]
 
 
 def build(recipe, overrides=None):
-    """Build the model a recipe (path or dict) describes. ``overrides``: ``{"a.b": v}`` or ``["a.b=v"]``."""
-    from sarzoo.builder import build as _build
+    """Build the model a recipe (path, built-in name or dict) describes, with its initial weights.
+
+    ``overrides``: ``{"a.b": v}`` or ``["a.b=v"]``. The recipe is checked against every component's
+    contract before any weight exists, and one forward pass then checks the real shapes.
+    """
+    from sarzoo.model import build as _build
 
     return _build(recipe, overrides)
 
 
 def load_recipe(recipe, overrides=None) -> dict:
     """The fully resolved recipe (inherited, overridden, validated, defaults and mirror filled in)."""
-    from sarzoo.recipes import load_recipe as _load
+    from sarzoo.config import load as _load
 
     return _load(recipe, overrides)
 

@@ -116,7 +116,7 @@ def plain(obj: Any, where: str = "checkpoint") -> Any:
 def model_payload(model: Any, recipe: dict[str, Any], preprocessing: Any = None,
                   kind: str = "model") -> dict[str, Any]:
     """The part every checkpoint has: what the model is, where its parts came from, its weights."""
-    from sarzoo import __version__
+    from sarzoo._version import __version__
 
     prep = preprocessing.to_dict() if hasattr(preprocessing, "to_dict") else preprocessing
     return {
@@ -200,10 +200,10 @@ def read(path: str | os.PathLike, purpose: str = "model", map_location: Any = "c
 
 def build_model(ckpt: dict[str, Any], device: Any = "cpu"):
     """Rebuild the exact architecture from the stored resolved recipe and load the weights."""
-    from sarzoo.builder import instantiate, make_plan
+    from sarzoo.model import build_model
+    from sarzoo.plan import make_plan
 
-    plan = make_plan(ckpt["recipe"])
-    model = instantiate(plan)
+    model = build_model(make_plan(ckpt["recipe"]))
     try:
         model.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as exc:

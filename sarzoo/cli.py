@@ -18,7 +18,7 @@ def _load(name: str):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from sarzoo import __version__
+    from sarzoo._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="sarzoo",

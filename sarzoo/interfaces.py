@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 KINDS: tuple[str, ...] = ("block", "attention", "upsample", "stage")
+#: The arguments the builder passes to each layer kind's factory, besides the options.
+KIND_ARGS: dict[str, tuple[str, ...]] = {"block": ("in_channels", "out_channels", "stride"),
+                                         "attention": ("channels",),
+                                         "upsample": ("in_channels", "out_channels", "scale")}
 
 Shape = tuple[int, int, int]
 
@@ -40,25 +44,21 @@ class Option:
     max: float | None = None
     nullable: bool = False
 
+    def parse(self, value: Any) -> Any:
+        """``value`` as the option's type (``2e-1`` → 0.2), or ``sarzoo.config.values.Invalid``."""
+        from sarzoo.config.values import check
+
+        return check(value, self.type, choices=self.choices, min=self.min, max=self.max,
+                     nullable=self.nullable)
+
     def check(self, value: Any) -> str | None:
-        """Returns why ``value`` is not acceptable, or None when it is."""
-        if value is None:
-            return None if self.nullable else "must not be null"
-        types = self.type if isinstance(self.type, tuple) else (self.type,)
-        ok = any(
-            (isinstance(value, t) and not (t is int and isinstance(value, bool)))
-            or (t is float and isinstance(value, int) and not isinstance(value, bool))
-            for t in types
-        )
-        if not ok:
-            names = " or ".join(t.__name__ for t in types)
-            return f"must be {names}, got {type(value).__name__} {value!r}"
-        if self.choices is not None and value not in self.choices:
-            return f"must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
-        if self.min is not None and value < self.min:
-            return f"must be >= {self.min}, got {value!r}"
-        if self.max is not None and value > self.max:
-            return f"must be <= {self.max}, got {value!r}"
+        """Returns why ``value`` is not acceptable, or None when it is (recipes use ``parse``)."""
+        from sarzoo.config.values import Invalid
+
+        try:
+            self.parse(value)
+        except Invalid as exc:
+            return str(exc)
         return None
 
 

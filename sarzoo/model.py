@@ -1,14 +1,16 @@
-"""The autoencoder container every recipe builds into."""
+"""The autoencoder every recipe builds into, and building it from a plan: modules, initial
+weights, and a forward pass that proves the real shapes are the planned ones."""
 from __future__ import annotations
 
-import math
+import contextlib
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from sarzoo.builder import Plan, StagePlan
+from sarzoo.errors import PluginError, SarzooError, describe
+from sarzoo.plan import Plan, StagePlan, plan_recipe
 
 
 def _stage_module(stage: StagePlan) -> nn.Module:
@@ -38,6 +40,7 @@ class SarAutoencoder(nn.Module):
 
     def __init__(self, plan: Plan):
         super().__init__()
+        self.plan = plan
         self.recipe = plan.recipe
         self.input_shape = plan.input_shape
         self.latent_shape = plan.latent_shape
@@ -49,7 +52,7 @@ class SarAutoencoder(nn.Module):
 
     @property
     def compression_ratio(self) -> float:
-        return math.prod(self.input_shape) / math.prod(self.latent_shape)
+        return self.plan.compression_ratio
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
@@ -68,3 +71,80 @@ class SarAutoencoder(nn.Module):
 
     def provenance(self) -> list[dict[str, str]]:
         return [{"kind": k, "name": n, "distribution": d, "version": v} for k, n, d, v in self.components]
+
+
+def build_model(plan: Plan, verify_shapes: bool = True) -> SarAutoencoder:
+    """The model of a plan, with its initial weights; verified by one forward pass unless told not."""
+    model = SarAutoencoder(plan)
+    if verify_shapes:
+        verify(model, plan)
+    return model
+
+
+def build(recipe: str | Mapping[str, Any], overrides=None) -> SarAutoencoder:
+    """Build (and verify) the autoencoder a recipe describes; ``forward(x)`` returns ``(x_hat, z)``."""
+    return build_model(plan_recipe(recipe, overrides))
+
+
+def verify(model: "SarAutoencoder", plan: Plan, counter: Any = None) -> tuple[dict[str, tuple], Any]:
+    """One forward pass that compares every layer's real output shape with its planned shape.
+
+    The plan trusts each component's declared contract; a third-party component whose contract
+    lies would otherwise surface as a cryptic conv error several layers later, or not at all. The
+    first layer that disagrees is named with its plugin, distribution and version. ``counter``
+    (e.g. a ``FlopCounterMode``) wraps the pass, so ``sarzoo build`` counts FLOPs in it too. The
+    dummy input comes from its own generator and the pass runs in eval mode under no_grad: the
+    global RNG, BatchNorm statistics and the training mode are left as they were, so building
+    with or without verification trains identically. Returns the output shape of every layer and
+    stage (``"encoder.stage0"`` …) and the model's output.
+    """
+    order, seen = [], {}
+    handles = []
+    for part, stages, module in (("encoder", plan.encoder, model.encoder), ("decoder", plan.decoder, model.decoder)):
+        for st in stages:
+            stage_mod = getattr(module, st.name)
+            single = st.name in ("stem", "head")
+            for layer in st.layers:
+                key = f"{part}.{st.name}" + ("" if single else f".{layer.name}")
+                mod = stage_mod if single else getattr(stage_mod, layer.name)
+                order.append((key, layer))
+                handles.append(mod.register_forward_hook(
+                    lambda _m, _i, out, key=key: seen.__setitem__(key, tuple(out.shape[1:]))))
+            if not single:
+                handles.append(stage_mod.register_forward_hook(
+                    lambda _m, _i, out, key=f"{part}.{st.name}": seen.__setitem__(key, tuple(out.shape[1:]))))
+
+    def liar(key, layer, got) -> SarzooError:
+        p = layer.component.provenance
+        return PluginError(
+            f"{key} ({layer.component.kind} '{layer.component.name}' from {p.distribution} {p.version}, "
+            f"recipe key '{layer.recipe_key}') produced {got} for an input of {tuple(layer.in_shape)}, "
+            f"but its declared contract promises {tuple(layer.out_shape)}: the component's contract is "
+            f"wrong. `sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")
+
+    error = out = None
+    was_training = model.training
+    param = next(model.parameters(), None)
+    x = torch.rand(1, *plan.input_shape, generator=torch.Generator().manual_seed(0))
+    if param is not None:
+        x = x.to(param.device)
+    model.eval()
+    try:
+        with torch.no_grad(), (counter if counter is not None else contextlib.nullcontext()):
+            out = model(x)
+    except Exception as exc:  # a layer fed a shape its neighbour's contract did not promise
+        error = exc
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    for key, layer in order:
+        if key not in seen:
+            if error is not None:
+                raise liar(key, layer, f"an error ({describe(error)})") from error
+            continue
+        if seen[key] != tuple(layer.out_shape):
+            raise liar(key, layer, seen[key])
+    if error is not None:
+        raise error
+    return seen, out

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sarzoo.data import DATA_DEFAULTS, DATA_DOCS, data_defaults
-from sarzoo.data.dataset import build_datasets, clip_range_from_regions, resolve_data_config
+from sarzoo.config import SECTIONS, defaults, resolve_section
+from sarzoo.data.dataset import build_datasets, clip_range_from_regions
 from sarzoo.data.patches import split_scenes
 from sarzoo.errors import RecipeError, SarzooError
 
@@ -178,37 +178,43 @@ def test_corrupt_input_fails_before_building(tmp_path):
 ])
 def test_config_errors_name_the_key(cfg, key):
     with pytest.raises(RecipeError) as exc:
-        resolve_data_config(cfg)
+        resolve_section("data", cfg)
     assert exc.value.key == key and key in str(exc.value)
+    with pytest.raises(RecipeError) as exc:  # the same rule inside a recipe, with the same key
+        import sarzoo
+
+        sarzoo.load_recipe("tiny", {f"data.{k}": v for k, v in cfg.items()})
+    assert exc.value.key.startswith(key.rsplit(".", 1)[0])
 
 
 def test_config_resolution():
-    c = resolve_data_config({"paths": "x.tif", "stride": None, "clip": {"high": 98}})
-    assert c["paths"] == ["x.tif"] and c["stride"] == c["patch_size"] == 64
-    assert c["clip"] == {**DATA_DEFAULTS["clip"], "high": 98.0}
-    default = resolve_data_config(None)
-    assert set(default) == set(DATA_DEFAULTS) and default["paths"] is None
-    assert default["clip"]["mode"] == "percentile" and default["synthetic"] == DATA_DEFAULTS["synthetic"]
-    d = data_defaults()
+    c = resolve_section("data", {"paths": "x.tif", "stride": None, "clip": {"high": 98}})
+    # without a recipe, patches take the default input.size (256); inside one, its input.size
+    assert c["paths"] == ["x.tif"] and c["stride"] == c["patch_size"] == 256
+    assert c["clip"] == {**defaults("data")["clip"], "high": 98.0}
+    assert resolve_section("data", c) == c  # resolving a resolved section changes nothing
+    default = resolve_section("data", None)
+    assert set(default) == set(defaults("data")) and default["paths"] is None
+    assert default["synthetic"]["size"] == 2 * default["patch_size"]
+    d = defaults("data")
     d["clip"]["mode"] = "fixed"
-    assert DATA_DEFAULTS["clip"]["mode"] == "percentile"  # defaults are not shared mutable state
+    assert defaults("data")["clip"]["mode"] == "percentile"  # defaults are not shared mutable state
 
 
 def test_every_key_documented():
+    fields = SECTIONS["data"].children
     keys = set()
-    for k, v in DATA_DEFAULTS.items():
+    for k, f in fields.items():
         keys.add(k)
-        if isinstance(v, dict):
-            keys.update(f"{k}.{sub}" for sub in v)
-    assert keys == set(DATA_DOCS)
-    assert all(isinstance(v, str) and v and "\n" not in v for v in DATA_DOCS.values())
+        keys.update(f"{k}.{sub}" for sub in f.children)
+    assert all(f.doc and "\n" not in f.doc for f in fields.values())
     doc = (ROOT / "docs" / "data.md").read_text()
     for k in keys:
         assert f"| `{k}` |" in doc, k
 
 
 def test_package_import_is_light():
-    code = ("import sys, sarzoo.data as d; d.DATA_DEFAULTS; d.DATA_DOCS; "
+    code = ("import sys, sarzoo.data, sarzoo.config as c; c.defaults('data'); "
             "assert 'torch' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'")
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})

@@ -1,7 +1,7 @@
 """Every recipe key the schema accepts is documented."""
 from pathlib import Path
 
-from sarzoo.schema import iter_keys
+from sarzoo.config import iter_keys
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -12,9 +12,10 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sarzoo.builder import check, instantiate
+from sarzoo.model import build_model as instantiate
+from sarzoo.plan import plan_recipe as check
 from sarzoo.errors import SarzooError
-from sarzoo.recipes import load_raw
+from sarzoo.config import load_raw
 from tests.conftest import RECIPES
 
 BASES = [load_raw(RECIPES / f"{n}.yaml").data for n in ("tiny", "res_cbam", "baseline", "resnet_lite")]

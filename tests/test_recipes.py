@@ -1,4 +1,5 @@
 """Recipe loading: extends, overrides, resolution, and errors that name file, line and key."""
+import json
 import textwrap
 
 import pytest
@@ -6,8 +7,9 @@ import torch
 import yaml
 
 import sarzoo
-from sarzoo.builder import check
+from sarzoo.plan import plan_recipe as check
 from sarzoo.errors import RecipeError, SarzooError
+from sarzoo.registry import get_registry
 from tests.conftest import RECIPES, run_cli
 
 
@@ -169,10 +171,72 @@ def test_cli_errors_exit_2_without_traceback(tmp_path):
 
 def test_yaml11_booleans_read_as_switch_words():
     """`amp: off` is how people write it; YAML 1.1 turns it into false before we see it."""
-    from sarzoo.recipes import load_raw
-    from sarzoo.schema import resolve
+    from sarzoo.config import load_raw
+    from sarzoo.config import resolve
 
     assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=off"]))["train"]["amp"] == "off"
     assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=on"]))["train"]["amp"] == "auto"
     with pytest.raises(SarzooError, match="must be a string"):
         resolve(load_raw(RECIPES / "tiny.yaml", ["name=false"]))
+
+
+# --- merging and value rules that once had several owners -------------------------------------
+
+def test_exponent_floats_are_numbers_everywhere(tmp_path):
+    """`2e-1` (no dot) is a string to PyYAML's YAML 1.1; a component option takes it like a key."""
+    r = sarzoo.load_recipe(RECIPES / "tiny.yaml", ["encoder.stem.negative_slope=2e-1", "train.lr=3e-4"])
+    assert r["encoder"]["stem"]["negative_slope"] == 0.2 and r["train"]["lr"] == 3e-4
+    res = run_cli("build", RECIPES / "tiny.yaml", "--set", "encoder.stem.negative_slope=2e-1", "--print-recipe",
+                  "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["encoder"]["stem"]["negative_slope"] == 0.2
+    child = write(tmp_path, "child.yaml", f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stem: {{negative_slope: 1e-1}}\n")
+    assert sarzoo.load_recipe(child)["encoder"]["stem"]["negative_slope"] == 0.1
+    # the dict API takes the same text, and a component option gets the same one checker
+    assert sarzoo.load_recipe(RECIPES / "tiny.yaml", {"encoder.stem.negative_slope": "5e-2"})["encoder"]["stem"][
+        "negative_slope"] == 0.05
+    with pytest.raises(RecipeError, match="negative_slope"):
+        sarzoo.load_recipe(RECIPES / "tiny.yaml", {"encoder.stem.negative_slope": "steep"})
+
+
+def test_changing_a_component_type_replaces_its_options(tmp_path):
+    parent = sarzoo.load_recipe(RECIPES / "tiny.yaml")
+    assert parent["encoder"]["stage"]["attention"]["type"] == "cbam"
+    child = write(tmp_path, "child.yaml",
+                  f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stage:\n    attention: {{type: se}}\n")
+    r = sarzoo.load_recipe(child)
+    se_defaults = {k: o.default for k, o in get_registry().get("attention", "se").options.items()}
+    assert r["encoder"]["stage"]["attention"] == {"type": "se", **se_defaults}
+    assert r["decoder"]["stage"]["attention"]["type"] == "se"
+    # the same through --set on the type alone
+    r2 = sarzoo.load_recipe(RECIPES / "tiny.yaml", ["encoder.stage.attention.type=se"])
+    assert r2["encoder"]["stage"]["attention"] == r["encoder"]["stage"]["attention"]
+    # a step keeps its own out_channels/stride when its block type changes
+    stem = parent["encoder"]["stem"]
+    r3 = sarzoo.load_recipe(write(tmp_path, "stem.yaml", f"extends: {RECIPES / 'tiny.yaml'}\n"
+                                  "encoder:\n  stem: {type: preact}\n"))
+    assert r3["encoder"]["stem"]["type"] == "preact"
+    assert r3["encoder"]["stem"]["out_channels"] == stem["out_channels"]
+    # the same type merges option by option, as before
+    r4 = sarzoo.load_recipe(write(tmp_path, "same.yaml", f"extends: {RECIPES / 'tiny.yaml'}\n"
+                                  "encoder:\n  stage:\n    attention: {type: cbam, reduction: 2}\n"))
+    assert r4["encoder"]["stage"]["attention"]["reduction"] == 2
+    assert r4["encoder"]["stage"]["attention"]["kernel_size"] == parent["encoder"]["stage"]["attention"]["kernel_size"]
+
+
+def test_delete_key_replaces_instead_of_merging(tmp_path):
+    """MMEngine's `_delete_: true`: the mapping replaces the parent's (here: cbam back to its defaults)."""
+    base = write(tmp_path, "base.yaml", f"extends: {RECIPES / 'tiny.yaml'}\n"
+                 "encoder:\n  stage:\n    attention: {type: cbam, reduction: 2}\n")
+    child = write(tmp_path, "child.yaml", "extends: base.yaml\n"
+                  "encoder:\n  stage:\n    attention: {_delete_: true, type: cbam}\n")
+    cbam_defaults = {k: o.default for k, o in get_registry().get("attention", "cbam").options.items()}
+    assert sarzoo.load_recipe(child)["encoder"]["stage"]["attention"] == {"type": "cbam", **cbam_defaults}
+
+
+def test_a_named_component_amended_by_options(tmp_path):
+    """`block: preact` in the parent, `block: {shortcut: conv}` in the child: the child amends preact."""
+    base = write(tmp_path, "base.yaml", f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stage:\n    block: preact\n")
+    child = write(tmp_path, "child.yaml", "extends: base.yaml\nencoder:\n  stage:\n    block: {shortcut: conv}\n")
+    block = sarzoo.load_recipe(child)["encoder"]["stage"]["block"]
+    assert block["type"] == "preact" and block["shortcut"] == "conv"

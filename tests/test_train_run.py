@@ -57,8 +57,8 @@ def test_run_directory_layout(run):
     for name in ("recipe.yaml", "last.pt", "best.pt", "log.jsonl", "tb"):
         assert (d / name).exists(), name
     # the resolved recipe rebuilds the same model (`sarzoo build` reads it back)
-    from sarzoo.recipes import load_raw
-    from sarzoo.schema import resolve
+    from sarzoo.config import load_raw
+    from sarzoo.config import resolve
 
     recipe = resolve(load_raw(str(d / "recipe.yaml")))
     assert recipe["input"]["size"] == [32, 32] and recipe["train"]["seed"] == 3

@@ -33,87 +33,25 @@ def _summarise(stage) -> str:
     return " + ".join(f"{n}×{c}" if c > 1 else n for n, c in counts.items())
 
 
-def _checked_forward(model, plan, counter):
-    """One forward pass (under ``counter``, so FLOPs come from the same pass) that compares every layer's real output with its planned shape.
-
-    The plan trusts each component's declared contract; a third-party component whose contract
-    lies would otherwise surface as a cryptic conv error several layers later. The first layer
-    that disagrees is named with its plugin, distribution and version.
-    """
-    import torch
-
-    from sarzoo.errors import PluginError, SarzooError
-
-    order, seen = [], {}
-    handles = []
-    for part, stages, module in (("encoder", plan.encoder, model.encoder), ("decoder", plan.decoder, model.decoder)):
-        for st in stages:
-            stage_mod = getattr(module, st.name)
-            single = st.name in ("stem", "head")
-            for layer in st.layers:
-                key = f"{part}.{st.name}" + ("" if single else f".{layer.name}")
-                mod = stage_mod if single else getattr(stage_mod, layer.name)
-                order.append((key, layer))
-                handles.append(mod.register_forward_hook(
-                    lambda _m, _i, out, key=key: seen.__setitem__(key, tuple(out.shape[1:]))))
-            if not single:
-                handles.append(stage_mod.register_forward_hook(
-                    lambda _m, _i, out, key=f"{part}.{st.name}": seen.__setitem__(key, tuple(out.shape[1:]))))
-
-    def liar(key, layer, got) -> SarzooError:
-        p = layer.component.provenance
-        return PluginError(
-            f"{key} ({layer.component.kind} '{layer.component.name}' from {p.distribution} {p.version}, "
-            f"recipe key '{layer.recipe_key}') produced {got} for an input of {tuple(layer.in_shape)}, "
-            f"but its declared contract promises {tuple(layer.out_shape)}: the component's contract is "
-            f"wrong. `sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")
-
-    error = out = None
-    try:
-        with torch.no_grad(), counter:
-            out = model(torch.rand(1, *plan.input_shape))
-    except Exception as exc:  # a layer fed a shape its neighbour's contract did not promise
-        error = exc
-    finally:
-        for h in handles:
-            h.remove()
-    for key, layer in order:
-        if key not in seen:
-            if error is not None:
-                raise liar(key, layer, f"an error ({type(error).__name__}: {str(error).splitlines()[0]})") from error
-            continue
-        if seen[key] != tuple(layer.out_shape):
-            raise liar(key, layer, seen[key])
-    if error is not None:
-        raise error
-    return seen, out
-
-
 def run(args) -> int:
-    from sarzoo.builder import make_plan
-    from sarzoo.errors import SarzooError
-    from sarzoo.recipes import dump, load_raw
-    from sarzoo.schema import resolve
+    from sarzoo import config
+    from sarzoo.plan import make_plan
 
-    overrides = list(args.overrides)
-    raw = load_raw(args.recipe, overrides)
-    if args.input_size:
-        from sarzoo.recipes import apply_override
-        apply_override(raw, "input.size", list(args.input_size))
-    recipe = resolve(raw)
+    extra = {"input.size": list(args.input_size)} if args.input_size else None
+    loaded = config.load_with_origins(args.recipe, list(args.overrides), extra=extra)
+    recipe = loaded.recipe
     if args.print_recipe:
-        print(json.dumps(recipe, indent=2) if args.json else dump(recipe), end="" if not args.json else "\n")
+        print(json.dumps(recipe, indent=2) if args.json else config.dump(recipe), end="" if not args.json else "\n")
         return 0
-    plan = make_plan(recipe, raw)
+    plan = make_plan(recipe, loaded.raw)
 
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from sarzoo.model import SarAutoencoder
+    from sarzoo.model import build_model, verify
 
-    model = SarAutoencoder(plan).eval()
+    model = build_model(plan, verify_shapes=False).eval()
     counter = FlopCounterMode(display=False)
-    real, (x_hat, z) = _checked_forward(model, plan, counter)
+    real, (x_hat, z) = verify(model, plan, counter)
     flops = int(counter.get_total_flops())
 
     rows = []

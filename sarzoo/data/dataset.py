@@ -1,26 +1,23 @@
 """Torch datasets of preprocessed SAR patches, and their construction from a ``data:`` config.
 
-``build_datasets`` is the one entry point a trainer needs: it validates the config, opens and
+``build_datasets`` is the one entry point a trainer needs: it takes a ``data:`` section, opens and
 checks every input file, splits by scene, fits the clip range on the training scenes only
 (so validation statistics never leak into preprocessing), and returns lazy datasets plus the
 ``Preprocessing`` that must be stored in the checkpoint.
 """
 from __future__ import annotations
 
-import copy
-import numbers
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from sarzoo.data import DATA_DEFAULTS
 from sarzoo.data.patches import PatchRef, Region, random_dihedral, read_patch, region_patches, split_scenes
 from sarzoo.data.preprocess import DOMAINS, Preprocessing, fit_percentiles, to_db
 from sarzoo.data.readers import MemoryScene, Scene, iter_blocks, open_sources
 from sarzoo.data.synthetic import SyntheticSAR
-from sarzoo.errors import RecipeError, SarzooError
+from sarzoo.errors import SarzooError
 
 
 class PatchDataset(Dataset):
@@ -71,92 +68,6 @@ class DataSplit(NamedTuple):
     val: PatchDataset
     preprocessing: Preprocessing
     config: dict[str, Any]
-
-
-# --- config ------------------------------------------------------------------------------
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _merge(defaults: dict[str, Any], cfg: dict[str, Any], prefix: str) -> dict[str, Any]:
-    out = copy.deepcopy(defaults)
-    for k, v in cfg.items():
-        key = f"{prefix}.{k}"
-        if k not in defaults:
-            raise RecipeError(f"unknown key (known: {', '.join(defaults)})", key=key)
-        if isinstance(defaults[k], dict):
-            if not isinstance(v, dict):
-                raise RecipeError(f"must be a mapping, got {v!r}", key=key)
-            out[k] = _merge(defaults[k], v, key)
-        else:
-            out[k] = v
-    return out
-
-
-def resolve_data_config(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``config`` deep-merged over ``DATA_DEFAULTS`` and checked; errors name the key (``data.x``)."""
-    if config is None:
-        config = {}
-    if not isinstance(config, dict):
-        raise RecipeError(f"must be a mapping, got {config!r}", key="data")
-    c = _merge(DATA_DEFAULTS, config, "data")
-
-    def bad(key: str, msg: str) -> RecipeError:
-        return RecipeError(msg, key=f"data.{key}")
-
-    p = c["paths"]
-    if p is not None:
-        if isinstance(p, str):
-            c["paths"] = [p]
-        elif not (isinstance(p, (list, tuple)) and p and all(isinstance(x, str) for x in p)):
-            raise bad("paths", f"must be null, a path or a non-empty list of paths, got {p!r}")
-        else:
-            c["paths"] = list(p)
-    if not isinstance(c["domain"], str) or c["domain"].lower() not in DOMAINS:
-        raise bad("domain", f"must be one of {', '.join(DOMAINS)}, got {c['domain']!r}")
-    c["domain"] = c["domain"].lower()
-    if not _is_int(c["patch_size"]) or c["patch_size"] < 1:
-        raise bad("patch_size", f"must be a positive integer, got {c['patch_size']!r}")
-    if c["stride"] is None:
-        c["stride"] = c["patch_size"]
-    if not _is_int(c["stride"]) or c["stride"] < 1:
-        raise bad("stride", f"must be a positive integer or null, got {c['stride']!r}")
-    clip = c["clip"]
-    if clip["mode"] not in ("percentile", "fixed"):
-        raise bad("clip.mode", f"must be 'percentile' or 'fixed', got {clip['mode']!r}")
-    for k in ("low", "high", "vmin", "vmax"):
-        if not _is_num(clip[k]) or not np.isfinite(clip[k]):
-            raise bad(f"clip.{k}", f"must be a finite number, got {clip[k]!r}")
-        clip[k] = float(clip[k])
-    if not 0.0 <= clip["low"] < clip["high"] <= 100.0:
-        raise bad("clip.low", f"need 0 <= low < high <= 100, got low={clip['low']}, high={clip['high']}")
-    if not clip["vmin"] < clip["vmax"]:
-        raise bad("clip.vmin", f"need vmin < vmax, got vmin={clip['vmin']}, vmax={clip['vmax']}")
-    if c["nodata"] is not None:
-        if not _is_num(c["nodata"]):
-            raise bad("nodata", f"must be a number or null, got {c['nodata']!r}")
-        c["nodata"] = float(c["nodata"])
-    if not _is_num(c["min_valid"]) or not 0.0 <= c["min_valid"] <= 1.0:
-        raise bad("min_valid", f"must be a number in [0, 1], got {c['min_valid']!r}")
-    if not _is_num(c["val_fraction"]) or not 0.0 <= c["val_fraction"] < 1.0:
-        raise bad("val_fraction", f"must be a number in [0, 1), got {c['val_fraction']!r}")
-    if not isinstance(c["augment"], bool):
-        raise bad("augment", f"must be true or false, got {c['augment']!r}")
-    syn = c["synthetic"]
-    if not _is_int(syn["n_scenes"]) or syn["n_scenes"] < 1:
-        raise bad("synthetic.n_scenes", f"must be a positive integer, got {syn['n_scenes']!r}")
-    if not _is_int(syn["size"]) or syn["size"] < 8:
-        raise bad("synthetic.size", f"must be an integer >= 8, got {syn['size']!r}")
-    if not _is_num(syn["looks"]) or not syn["looks"] > 0:
-        raise bad("synthetic.looks", f"must be a number > 0, got {syn['looks']!r}")
-    if not _is_int(c["seed"]):
-        raise bad("seed", f"must be an integer, got {c['seed']!r}")
-    return c
 
 
 # --- building ----------------------------------------------------------------------------
@@ -211,12 +122,16 @@ def patches_of(regions: Sequence[Region], cfg: dict[str, Any], prep: Preprocessi
 
 
 def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene] | None = None) -> DataSplit:
-    """Train/validation ``PatchDataset``s and the fitted ``Preprocessing`` from a ``data:`` config.
+    """Train/validation ``PatchDataset``s and the fitted ``Preprocessing`` from a ``data:`` section.
 
-    ``scenes`` bypasses ``paths``/synthetic (already opened scenes, e.g. from a test).
-    Synthetic scenes are linear intensity, so ``domain`` is forced to ``intensity`` for them.
+    ``config``: a recipe's resolved ``data:`` section, or a partial one (checked and completed
+    by ``sarzoo.config.resolve_section``, the same rules as in a recipe). ``scenes`` bypasses
+    ``paths``/synthetic (already opened scenes, e.g. from a test). Synthetic scenes are linear
+    intensity, so ``domain`` is forced to ``intensity`` for them.
     """
-    cfg = resolve_data_config(config)
+    from sarzoo.config import resolve_section
+
+    cfg = resolve_section("data", config)
     if scenes is None:
         scenes = open_scenes(cfg)
         if cfg["paths"] is None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 _CHECKS = ("CHECKS", "Case", "CaseResult", "CheckResult", "ComponentReport", "ConformanceError",
-           "StageCase", "assert_conforms", "assert_stage_conforms", "case_args", "check_case",
+           "StageCase", "assert_conforms", "case_args", "check_case",
            "check_component", "check_stage_case", "format_report", "sample_cases",
            "sample_stage_cases", "components_of", "DistributionReport", "check_distribution",
            "STAGE_CHECKS", "describe", "declaration_problems", "size_range")

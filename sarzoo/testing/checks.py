@@ -9,14 +9,12 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from sarzoo.errors import SarzooError
-from sarzoo.interfaces import Component, Ref, StageSpec, Step, default_output_shape
+from sarzoo.errors import SarzooError, first_line
+from sarzoo.interfaces import KIND_ARGS, Component, Ref, StageSpec, Step, default_output_shape
 
 CHECKS: tuple[str, ...] = ("contract", "construct", "forward", "output_shape", "finite", "gradient",
                            "eval_determinism")
 STAGE_CHECKS: tuple[str, ...] = ("stage_contract",)
-KIND_ARGS = {"block": ("in_channels", "out_channels", "stride"), "attention": ("channels",),
-             "upsample": ("in_channels", "out_channels", "scale")}
 
 
 class ConformanceError(AssertionError):
@@ -231,8 +229,7 @@ def describe(component: Component, case: Case | StageCase, args: dict[str, Any])
 
 
 def _exc(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
 
 
 def _kind_rule_problem(component: Component, in_shape, args, declared) -> str | None:
@@ -510,7 +507,6 @@ def assert_conforms(component: Component, case: Case | StageCase, **kwargs) -> C
     return res
 
 
-assert_stage_conforms = assert_conforms
 
 
 # -- a whole component / distribution ----------------------------------------------------------

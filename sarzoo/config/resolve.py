@@ -1,192 +1,41 @@
-"""The recipe schema: every key, its type, default and meaning, and resolution of a raw recipe.
+"""Resolution: what the user wrote → the fully explicit recipe, checked against the schema.
 
-Resolution turns what the user wrote into the fully explicit recipe that is printed, stored with
-checkpoints and rebuilt from: defaults filled in, component references expanded to
-``{type: name, **all options}``, and a mirrored decoder written out stage by stage. Nothing here
-allocates tensors; errors name file, line and key path.
+The resolved recipe is what is printed, stored with checkpoints and rebuilt from: defaults
+filled in, component references expanded to ``{type: name, **all options}``, a mirrored decoder
+written out stage by stage, and derived defaults (``data.patch_size`` from ``input.size``…)
+made explicit, once, here. Nothing here allocates tensors; errors name file, line and key path.
 """
 from __future__ import annotations
 
-import difflib
-import re
-from dataclasses import dataclass, field
+import math
 from pathlib import Path
 from typing import Any
 
-from sarzoo.errors import SarzooError
-from sarzoo.recipes import PathKey, RawRecipe, keypath
-
-REQUIRED = object()
-_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-@dataclass
-class Field:
-    """One recipe key. ``type``: int, float, bool, str, size2, section, list, any, or ref:KIND /
-    step:KIND (a component reference; a step also carries out_channels and stride)."""
-
-    type: str
-    doc: str
-    default: Any = None
-    choices: tuple | None = None
-    min: float | None = None
-    max: float | None = None
-    nullable: bool = False
-    children: dict[str, "Field"] = field(default_factory=dict)
-    item: "Field | None" = None
-    min_items: int = 0
-    max_items: int = 1_000
-
-
-def _stage_fields(role: str) -> dict[str, Field]:
-    f = {
-        "compose": Field("ref:stage", "how the stage is composed from its parts (stage component)",
-                         default="standard"),
-        "block": Field("ref:block", "block component repeated `depth` times", default="preact",
-                       nullable=True),
-        "attention": Field("ref:attention", "attention applied after blocks, or null for none",
-                           default=None, nullable=True),
-        "depth": Field("int", "number of blocks in the stage", default=2, min=0, max=32),
-    }
-    if role == "encoder":
-        f["stride"] = Field("int", "spatial reduction of the stage (first block is strided)",
-                            default=2, min=1, max=8)
-    else:
-        f["upsample"] = Field("ref:upsample", "upsampling component at the start of the stage",
-                              default="interp", nullable=True)
-        f["scale"] = Field("int", "spatial enlargement of the stage", default=2, min=1, max=8)
-    return f
-
-
-def _stage_item(role: str) -> Field:
-    children = {"out_channels": Field("int", "channels the stage outputs", default=REQUIRED,
-                                      min=1, max=4096)}
-    for k, v in _stage_fields(role).items():
-        children[k] = Field(v.type, f"per-stage override of {role}.stage.{k}", default=None,
-                            choices=v.choices, min=v.min, max=v.max, nullable=True)
-    return Field("section", f"one {role} stage", children=children)
-
-
-SCHEMA: dict[str, Field] = {
-    "name": Field("str", "recipe name (default: the file name without .yaml)", default=None,
-                  nullable=True),
-    "description": Field("str", "one line saying what the model is", default=""),
-    "input": Field("section", "the image the model takes", children={
-        "channels": Field("int", "input channels (1 for single-polarisation SAR)", default=1,
-                          min=1, max=64),
-        "size": Field("size2", "[height, width] used to validate and for `sarzoo build`",
-                      default=[256, 256], min=8, max=16384),
-    }),
-    "init": Field("section", "weight initialisation", children={
-        "scheme": Field("str", "default (PyTorch's) or kaiming_normal on every conv",
-                        default="default", choices=("default", "kaiming_normal")),
-        "negative_slope": Field("float", "kaiming `a` (LeakyReLU slope)", default=0.2, min=0, max=1),
-        "mode": Field("str", "kaiming mode", default="fan_out", choices=("fan_in", "fan_out")),
-        "nonlinearity": Field("str", "kaiming gain", default="leaky_relu",
-                              choices=("leaky_relu", "relu")),
-    }),
-    "encoder": Field("section", "the encoder: stem then stages", children={
-        "stem": Field("step:block", "block before the first stage (no stage), or null", default=None,
-                      nullable=True),
-        "stage": Field("section", "defaults for every encoder stage", children=_stage_fields("encoder")),
-        "stages": Field("list", "encoder stages, in order", default=REQUIRED, item=_stage_item("encoder"),
-                        min_items=1, max_items=12),
-    }),
-    "decoder": Field("section", "the decoder; mirrors the encoder unless `stages` is given", children={
-        "stage": Field("section", "defaults for every decoder stage; unset keys inherit encoder.stage",
-                       children=_stage_fields("decoder")),
-        "stages": Field("list", "decoder stages, in order; null mirrors the encoder", default=None,
-                        nullable=True, item=_stage_item("decoder"), min_items=1, max_items=12),
-        "head": Field("step:block", "block after the last stage producing the output image, or null",
-                      default=None, nullable=True),
-    }),
-}
-
-# Sections other modules add (training, data); each is a Field of type section.
-EXTRA_SECTIONS: dict[str, Field] = {}
-
-
-def all_fields() -> dict[str, Field]:
-    return {**SCHEMA, **EXTRA_SECTIONS}
-
-
-def iter_keys(fields: dict[str, Field] | None = None, prefix: str = "") -> list[str]:
-    """Every documented key path (``encoder.stages[].depth`` style), for the docs test."""
-    out = []
-    for name, f in (all_fields() if fields is None else fields).items():
-        path = f"{prefix}{name}"
-        out.append(path)
-        if f.type == "section":
-            out += iter_keys(f.children, path + ".")
-        elif f.type == "list" and f.item is not None and f.item.type == "section":
-            out += iter_keys(f.item.children, path + "[].")
-    return out
-
-
-def suggest(word: str, options) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=3, cutoff=0.5)
-    return (" Did you mean " + " or ".join(f"'{c}'" for c in close) + "?") if close else ""
+from sarzoo.config.schema import MODEL, REQUIRED, SECTIONS, Field
+from sarzoo.config.source import PathKey, RawRecipe, keypath
+from sarzoo.config.values import Invalid, check
+from sarzoo.errors import SarzooError, did_you_mean
 
 
 class _Resolver:
     def __init__(self, raw: RawRecipe):
         self.raw = raw
+
+    @property
+    def registry(self):
         from sarzoo.registry import get_registry
-        self.registry = get_registry()
+
+        return get_registry()
 
     def fail(self, message: str, path: PathKey):
         raise self.raw.error(message, path)
 
     # -- scalars ---------------------------------------------------------------------------
     def scalar(self, value: Any, f: Field, path: PathKey) -> Any:
-        if value is None:
-            if f.nullable:
-                return None
-            self.fail("must not be empty/null", path)
-        t = f.type
-        if t == "int":
-            if isinstance(value, bool) or not isinstance(value, int):
-                self.fail(f"must be an integer, got {type(value).__name__} {value!r}", path)
-        elif t == "float":
-            if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
-                value = float(value)  # YAML 1.1 (PyYAML) reads 1e-4 without a dot as a string
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                self.fail(f"must be a number, got {type(value).__name__} {value!r}", path)
-            value = float(value)
-            if value != value or value in (float("inf"), float("-inf")):
-                self.fail(f"must be a finite number, got {value!r}", path)
-        elif t == "bool":
-            if not isinstance(value, bool):
-                self.fail(f"must be true or false, got {type(value).__name__} {value!r}", path)
-        elif t == "str":
-            if isinstance(value, bool) and f.choices and "off" in f.choices:
-                # YAML 1.1 reads `off`/`on`/`no`/`yes` as booleans; for a switch-like choice the
-                # user meant the word, so false is "off" and true the first other choice
-                value = "off" if not value else next(c for c in f.choices if c != "off")
-            if not isinstance(value, str):
-                self.fail(f"must be a string, got {type(value).__name__} {value!r}", path)
-        elif t == "any":
-            return value
-        elif t == "size2":
-            if isinstance(value, int) and not isinstance(value, bool):
-                value = [value, value]
-            if (not isinstance(value, list) or len(value) != 2
-                    or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
-                self.fail(f"must be [height, width] (two integers) or one integer, got {value!r}", path)
-            for v in value:
-                self._range(v, f, path)
-            return list(value)
-        if f.choices is not None and value not in f.choices:
-            self.fail(f"must be one of {', '.join(map(repr, f.choices))}, got {value!r}."
-                      + suggest(value, f.choices), path)
-        self._range(value, f, path)
-        return value
-
-    def _range(self, value, f: Field, path):
-        if f.min is not None and value < f.min:
-            self.fail(f"must be >= {f.min:g}, got {value!r}", path)
-        if f.max is not None and value > f.max:
-            self.fail(f"must be <= {f.max:g}, got {value!r}", path)
+        try:
+            return check(value, f.type, choices=f.choices, min=f.min, max=f.max, nullable=f.nullable)
+        except Invalid as exc:
+            self.fail(str(exc), path)
 
     # -- structure -------------------------------------------------------------------------
     def section(self, value: Any, fields: dict[str, Field], path: PathKey,
@@ -198,7 +47,7 @@ class _Resolver:
         for k in value:
             if k not in fields:
                 where = f"'{keypath(path)}'" if path else "the top level of a recipe"
-                self.fail(f"unknown key '{k}' in {where}." + suggest(k, fields)
+                self.fail(f"unknown key '{k}' in {where}." + did_you_mean(k, fields)
                           + f" Valid keys: {', '.join(fields)}.", path + (k,))
         out: dict[str, Any] = {}
         for k, f in fields.items():
@@ -268,12 +117,12 @@ class _Resolver:
                 continue
             if k not in allowed:
                 valid = list(allowed) + list(extra_args)
-                self.fail(f"{kind} '{name}' has no option '{k}'." + suggest(k, valid)
+                self.fail(f"{kind} '{name}' has no option '{k}'." + did_you_mean(k, valid)
                           + f" Its options: {', '.join(valid) if valid else '(none)'}.", path + (k,))
-            problem = allowed[k].check(v)
-            if problem:
-                self.fail(f"option '{k}' of {kind} '{name}' {problem}", path + (k,))
-            out[k] = v
+            try:
+                out[k] = allowed[k].parse(v)
+            except Invalid as exc:
+                self.fail(f"option '{k}' of {kind} '{name}' {exc}", path + (k,))
         for k, opt in allowed.items():
             out.setdefault(k, opt.default)
         for k, f in extra_args.items():
@@ -285,7 +134,7 @@ class _Resolver:
         data = self.raw.data
         enc_raw = data.get("encoder")
         dec_raw = data.get("decoder")
-        top = {k: v for k, v in all_fields().items() if k not in ("encoder", "decoder")}
+        top = {k: v for k, v in SECTIONS.items() if k not in ("encoder", "decoder")}
         out = self.section({k: v for k, v in data.items() if k not in ("encoder", "decoder")},
                            {**top, "encoder": Field("any", ""), "decoder": Field("any", "")}, ())
         out.pop("encoder", None), out.pop("decoder", None)
@@ -294,11 +143,34 @@ class _Resolver:
             out["name"] = Path(src).stem if src and not src.startswith("<") else "recipe"
         out["encoder"] = self.encoder(enc_raw)
         out["decoder"] = self.decoder(dec_raw, out["encoder"], out["input"]["channels"])
-        order = ["name", "description", "input", "init", "encoder", "decoder"] + list(EXTRA_SECTIONS)
-        return {k: out[k] for k in order if k in out}
+        out = {k: out[k] for k in SECTIONS if k in out}
+        self.derive(out)
+        return out
+
+    def derive(self, r: dict[str, Any]) -> None:
+        """Defaults that depend on other keys, and checks that span keys, made once, here."""
+        self.derive_data(r["data"], r["input"]["size"], total_stride(r))
+
+    def derive_data(self, d: dict[str, Any], input_size: list[int], stride: int) -> None:
+        if d["patch_size"] is None:
+            # square patches of the model's input side (the smaller one for a non-square input);
+            # a multiple of the encoder's stride whenever the input is, which the planner checks
+            d["patch_size"] = int(min(input_size))
+        elif d["patch_size"] % stride:
+            self.fail(f"patch size {d['patch_size']} is not a multiple of the encoder's total stride {stride}",
+                      ("data", "patch_size"))
+        if d["stride"] is None:
+            d["stride"] = d["patch_size"]
+        if d["synthetic"]["size"] is None:
+            d["synthetic"]["size"] = 2 * d["patch_size"]
+        clip = d["clip"]
+        if not clip["low"] < clip["high"]:
+            self.fail(f"need low < high, got low={clip['low']}, high={clip['high']}", ("data", "clip", "low"))
+        if not clip["vmin"] < clip["vmax"]:
+            self.fail(f"need vmin < vmax, got vmin={clip['vmin']}, vmax={clip['vmax']}", ("data", "clip", "vmin"))
 
     def _stages(self, raw_stages: list, defaults: dict, role: str, path: PathKey) -> list[dict]:
-        list_field = SCHEMA[role].children["stages"]
+        list_field = MODEL[role].children["stages"]
         item_fields = list_field.item.children
         # First pass checks structure and scalars; references are resolved below against the
         # stage defaults, so a per-stage {act: none} can amend the default block.
@@ -327,7 +199,7 @@ class _Resolver:
         path = ("encoder",)
         if enc is None:
             self.fail("required section 'encoder' is missing", path)
-        fields = SCHEMA["encoder"].children
+        fields = MODEL["encoder"].children
         if not isinstance(enc, dict):
             self.fail(f"must be a mapping, got {type(enc).__name__}", path)
         self.section({k: v for k, v in enc.items() if k != "stages"},
@@ -345,7 +217,7 @@ class _Resolver:
         dec = {} if dec is None else dec
         if not isinstance(dec, dict):
             self.fail(f"must be a mapping, got {type(dec).__name__}", path)
-        fields = SCHEMA["decoder"].children
+        fields = MODEL["decoder"].children
         self.section(dec, fields | {"stages": Field("any", ""), "stage": Field("any", "")}, path)
         inherited = {k: v for k, v in encoder["stage"].items() if k != "stride"}
         inherited["scale"] = encoder["stage"]["stride"]
@@ -383,12 +255,17 @@ def resolve(raw: RawRecipe) -> dict[str, Any]:
     return _Resolver(raw).resolve()
 
 
-def _register_sections() -> None:
-    """The ``train:`` and ``data:`` sections (sarzoo.train.config; import-light)."""
-    from sarzoo.train.config import data_section, train_section
+def resolve_section(name: str, raw: RawRecipe) -> dict[str, Any]:
+    """Section ``name`` of ``raw`` alone, as inside a recipe with default model sections (the
+    ``data:`` section's derived defaults then come from the default ``input.size``)."""
+    res = _Resolver(raw)
+    out = res.section(raw.data.get(name), SECTIONS[name].children, (name,))
+    if name == "data":
+        res.derive_data(out, SECTIONS["input"].children["size"].default, 1)
+    return out
 
-    EXTRA_SECTIONS.setdefault("train", train_section())
-    EXTRA_SECTIONS.setdefault("data", data_section())
 
-
-_register_sections()
+def total_stride(recipe: dict[str, Any]) -> int:
+    """The encoder's total spatial reduction: the input size must be a multiple of it."""
+    stem = recipe["encoder"]["stem"]
+    return math.prod(st["stride"] for st in recipe["encoder"]["stages"]) * (stem.get("stride", 1) if stem else 1)

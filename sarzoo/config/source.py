@@ -1,11 +1,18 @@
-"""Loading recipes: YAML (safe_load only) with line tracking, ``extends:`` inheritance and overrides.
+"""Reading recipes: YAML (safe loading only) with line tracking, ``extends:`` and ``--set``.
 
 Every key of the merged recipe remembers where it came from (file and line, or the ``--set``
 that wrote it), so validation errors can send the user to the exact spot.
+
+Merging (``extends:`` and overrides) follows MMEngine's config rules where they apply: mappings
+merge key by key, anything else is replaced; a mapping with ``_delete_: true`` replaces the
+parent's instead of merging into it; and a component mapping whose ``type`` changes replaces the
+parent's (the old component's options mean nothing to the new one), keeping only a step's own
+``out_channels``/``stride``, which are not options of the component.
 """
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
@@ -15,7 +22,28 @@ import yaml
 from sarzoo.errors import RecipeError
 
 PathKey = tuple[Union[str, int], ...]
-BUILTIN_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+BUILTIN_RECIPES = Path(__file__).resolve().parent.parent.parent / "recipes"
+#: Keys of a step (stem/head) that belong to the step, not to the component it names.
+STEP_KEYS = ("out_channels", "stride")
+DELETE_KEY = "_delete_"
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but ``1e-4`` is a float as in YAML 1.2 (PyYAML 1.1 makes it a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def keypath(path: Iterable[str | int]) -> str:
@@ -78,8 +106,8 @@ def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read recipe: {exc}", file=name) from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -100,12 +128,22 @@ def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
 
 
 def deep_merge(base: Any, override: Any) -> Any:
-    """Mappings merge key by key; anything else (lists included) is replaced by the override."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for k, v in override.items():
-            out[k] = deep_merge(base[k], v) if k in base else copy.deepcopy(v)
-        return out
+    """``override`` merged into ``base`` by the rules in the module docstring."""
+    if isinstance(override, dict):
+        if override.get(DELETE_KEY) is True:
+            return {k: copy.deepcopy(v) for k, v in override.items() if k != DELETE_KEY}
+        if isinstance(base, str) and "type" not in override:
+            base = {"type": base}  # `block: preact` amended by `block: {act: relu}`
+        if base is None:
+            base = {}
+        if isinstance(base, dict):
+            if "type" in override and "type" in base and override["type"] != base["type"]:
+                base = {k: v for k, v in base.items() if k in STEP_KEYS}
+            out = dict(base)
+            for k, v in override.items():
+                if k != DELETE_KEY:
+                    out[k] = deep_merge(base[k], v) if k in base else deep_merge(None, v)
+            return out
     return copy.deepcopy(override)
 
 
@@ -161,7 +199,7 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise RecipeError(f"override '{item}' must look like key.path=value", file="--set")
     key, text = item.split("=", 1)
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = parse_yaml(text) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise RecipeError(f"value of override '{item}' is not valid YAML: {exc}", file="--set",
                           key=key) from None
@@ -203,7 +241,11 @@ def apply_override(raw: RawRecipe, key: str, value: Any) -> None:
             # the equivalent mapping, so `--set encoder.stage.block.shortcut=conv` just works.
             node[part] = {"type": node[part]}
         if last:
-            node[part] = copy.deepcopy(value)
+            if (part == "type" and isinstance(node, dict) and "type" in node and node["type"] != value):
+                # a new component: the old one's options do not apply to it
+                for k in [k for k in node if k not in STEP_KEYS and k != "type"]:
+                    del node[k]
+            node[part] = deep_merge(None, value)
         else:
             if isinstance(node, dict) and (part not in node or node[part] is None):
                 node[part] = {}
@@ -229,13 +271,6 @@ def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None) -> RawRecip
     for key, value in normalise_overrides(overrides):
         apply_override(raw, key, value)
     return raw
-
-
-def load_recipe(recipe: str | Path | Mapping[str, Any], overrides=None) -> dict[str, Any]:
-    """The fully resolved recipe: inherited, overridden, validated, defaults and mirrors filled in."""
-    from sarzoo.schema import resolve
-
-    return resolve(load_raw(recipe, overrides))
 
 
 class _PlainDumper(yaml.SafeDumper):

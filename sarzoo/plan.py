@@ -1,0 +1,239 @@
+"""The plan: every layer of a resolved recipe, walked through the components' contracts.
+
+``make_plan`` allocates nothing and imports no torch. It walks the input shape through stem,
+stages and head using each component's declared contract, so channel, stride and size problems
+are reported with the recipe key that causes them before any weight exists. ``sarzoo.model``
+turns a plan into modules and checks the real shapes against it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from sarzoo.config import RawRecipe, keypath, load_with_origins, total_stride
+from sarzoo.config.source import PathKey
+from sarzoo.errors import PluginError, SarzooError, first_line
+from sarzoo.interfaces import KIND_ARGS, Component, Ref, Shape, StageSpec, Step
+from sarzoo.registry import FIRST_PARTY_DISTRIBUTION, Registry, get_registry
+
+
+@dataclass
+class Layer:
+    """One planned layer: which component, called how, and the shapes it maps between."""
+
+    name: str                  # module path inside the model, e.g. encoder.stage1.block0
+    component: Component
+    args: dict[str, Any]       # kind arguments + options, exactly what the factory receives
+    in_shape: Shape
+    out_shape: Shape
+    recipe_key: str
+
+    def build(self):
+        """Call the factory. A third-party factory that raises on arguments its contract accepts
+        is reported as that plugin's bug with the recipe key, not as a traceback from inside it."""
+        try:
+            return self.component.factory(**self.args)
+        except SarzooError:
+            raise
+        except Exception as exc:
+            if self.component.provenance.distribution == FIRST_PARTY_DISTRIBUTION:
+                raise  # a bug in sarzoo itself: keep the traceback
+            raise PluginError(f"key '{self.recipe_key}': " + plugin_fault(
+                self.component, f"building it at {self.name} raised", exc)) from exc
+
+
+@dataclass
+class StagePlan:
+    name: str                  # stem, stage0.., head
+    layers: list[Layer] = field(default_factory=list)
+
+    @property
+    def out_shape(self) -> Shape:
+        return self.layers[-1].out_shape
+
+
+@dataclass
+class Plan:
+    recipe: dict[str, Any]
+    input_shape: Shape
+    encoder: list[StagePlan]
+    decoder: list[StagePlan]
+    total_stride: int
+
+    @property
+    def latent_shape(self) -> Shape:
+        return self.encoder[-1].out_shape
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.decoder[-1].out_shape
+
+    @property
+    def compression_ratio(self) -> float:
+        return math.prod(self.input_shape) / math.prod(self.latent_shape)
+
+    def layers(self):
+        for st in self.encoder + self.decoder:
+            yield from st.layers
+
+
+def _ref(d: dict | None) -> Ref | None:
+    if d is None:
+        return None
+    return Ref(d["type"], {k: v for k, v in d.items() if k not in ("type", "out_channels", "stride")})
+
+
+class _Planner:
+    def __init__(self, recipe: dict, raw: RawRecipe | None, registry: Registry):
+        self.recipe, self.raw, self.registry = recipe, raw, registry
+
+    def fail(self, message: str, path: PathKey):
+        if self.raw is not None:
+            raise self.raw.error(message, path)
+        raise SarzooError(f"key '{keypath(path)}': {message}")
+
+    def contract(self, comp: Component, what: str, fn, args: tuple, path: PathKey):
+        """Call one of ``comp``'s contract functions. When a third-party contract raises, the
+        recipe is fine and the plugin is not: say which plugin, not a traceback from inside it."""
+        try:
+            return fn(*args)
+        except SarzooError:
+            raise
+        except Exception as exc:
+            if comp.provenance.distribution == FIRST_PARTY_DISTRIBUTION:
+                raise  # a bug in sarzoo itself: keep the traceback
+            self.fail(plugin_fault(comp, f"its contract's {what}() raised", exc), path)
+
+    def layer(self, name: str, kind: str, ref: Ref, args: dict, shape: Shape, path: PathKey) -> Layer:
+        try:
+            comp = self.registry.get(kind, ref.name)
+        except SarzooError as exc:
+            self.fail(str(exc), path + ("type",))
+        full = {**args, **ref.options}
+        expected_in = args.get("in_channels", args.get("channels"))
+        if expected_in is not None and expected_in != shape[0]:
+            self.fail(f"channel mismatch: {kind} '{ref.name}' at {name} is built for {expected_in} input "
+                      f"channels but receives {shape[0]}", path)
+        if comp.check is not None:
+            problem = self.contract(comp, "check", comp.check, (full,), path)
+            if problem:
+                self.fail(f"{kind} '{ref.name}': {problem}", path)
+        m = self.contract(comp, "input_multiple", comp.multiple, (full,), path)
+        if m > 1 and (shape[1] % m or shape[2] % m):
+            self.fail(f"{kind} '{ref.name}' at {name} needs a spatial size divisible by {m} but receives "
+                      f"{shape[1]}×{shape[2]}; the input size must be a multiple of the encoder's total "
+                      f"stride", path)
+        out = self.contract(comp, "output_shape", comp.shape_after, (shape, full), path)
+        if min(out) < 1:
+            self.fail(f"{kind} '{ref.name}' at {name} would produce an empty output {out}", path)
+        return Layer(name, comp, full, shape, out, keypath(path))
+
+    def step_layer(self, name: str, d: dict, shape: Shape, path: PathKey) -> StagePlan:
+        if d.get("out_channels") is None:
+            self.fail("out_channels is required", path + ("out_channels",))
+        args = {"in_channels": shape[0], "out_channels": d["out_channels"], "stride": d.get("stride", 1)}
+        return StagePlan(name, [self.layer(name, "block", _ref(d), args, shape, path)])
+
+    def stage(self, role: str, idx: int, st: dict, shape: Shape) -> StagePlan:
+        path = (role, "stages", idx)
+        spec = StageSpec(role=role, in_channels=shape[0], out_channels=st["out_channels"], depth=st["depth"],
+                         stride=st.get("stride", 1), scale=st.get("scale", 1), block=_ref(st.get("block")),
+                         attention=_ref(st.get("attention")), upsample=_ref(st.get("upsample")))
+        compose_ref = _ref(st["compose"])
+        try:
+            comp = self.registry.get("stage", compose_ref.name)
+        except SarzooError as exc:
+            self.fail(str(exc), path + ("compose",))
+        args = {"stage": spec, **compose_ref.options}
+        if comp.check is not None:
+            problem = self.contract(comp, "check", comp.check, (args,), path)
+            if problem:
+                self.fail(f"stage: {problem}", path)
+        steps: list[Step] = self.contract(comp, "stage factory", lambda: comp.factory(
+            spec, **compose_ref.options), (), path)
+        if not isinstance(steps, (list, tuple)) or not all(isinstance(s, Step) for s in steps):
+            self.fail(plugin_fault(comp, "its stage factory returned something other than a list "
+                                   "of sarzoo.interfaces.Step", None), path)
+        for step in steps:
+            missing = [a for a in KIND_ARGS.get(step.kind, ()) if a not in step.args]
+            if step.kind not in KIND_ARGS or missing or not isinstance(step.ref, Ref):
+                what = (f"kind {step.kind!r}" if step.kind not in KIND_ARGS else
+                        f"no {', '.join(missing)}" if missing else "no Ref")
+                self.fail(plugin_fault(comp, f"its stage factory returned step '{step.name}' with "
+                                       f"{what}", None), path)
+        plan = StagePlan(f"stage{idx}")
+        for step in steps:
+            sub = {"block": "block", "attention": "attention", "upsample": "upsample"}[step.kind]
+            layer = self.layer(f"{role}.stage{idx}.{step.name}", step.kind, step.ref, step.args, shape,
+                               path + (sub,))
+            layer.name = step.name
+            plan.layers.append(layer)
+            shape = layer.out_shape
+        if not plan.layers:
+            self.fail("stage has no layers (depth 0 and nothing to upsample)", path)
+        if shape[0] != st["out_channels"]:
+            self.fail(f"stage ends with {shape[0]} channels, not the declared out_channels "
+                      f"{st['out_channels']}", path)
+        return plan
+
+    def plan(self) -> Plan:
+        r = self.recipe
+        c = r["input"]["channels"]
+        h, w = r["input"]["size"]
+        in_shape: Shape = (c, h, w)
+        total = total_stride(r)
+        if h % total or w % total:
+            self.fail(f"input size {h}×{w} is not a multiple of the encoder's total stride {total}; "
+                      f"use e.g. {max(total, h // total * total)}×{max(total, w // total * total)}",
+                      ("input", "size"))
+        shape = in_shape
+        enc: list[StagePlan] = []
+        if r["encoder"]["stem"]:
+            enc.append(self.step_layer("stem", r["encoder"]["stem"], shape, ("encoder", "stem")))
+            shape = enc[-1].out_shape
+        for i, st in enumerate(r["encoder"]["stages"]):
+            enc.append(self.stage("encoder", i, st, shape))
+            shape = enc[-1].out_shape
+        dec: list[StagePlan] = []
+        for i, st in enumerate(r["decoder"]["stages"]):
+            dec.append(self.stage("decoder", i, st, shape))
+            shape = dec[-1].out_shape
+        if r["decoder"]["head"]:
+            dec.append(self.step_layer("head", r["decoder"]["head"], shape, ("decoder", "head")))
+            shape = dec[-1].out_shape
+        if shape != in_shape:
+            hint = ""
+            if shape[0] != in_shape[0]:
+                hint = (f" The decoder ends with {shape[0]} channels; its last stage or decoder.head must "
+                        f"output {in_shape[0]}.")
+            if shape[1:] != in_shape[1:]:
+                scale = math.prod(st["scale"] for st in r["decoder"]["stages"])
+                hint += (f" The decoder enlarges by {scale} in total but the encoder reduces by {total}.")
+            key = ("decoder", "head") if (r["decoder"]["head"] and shape[0] != in_shape[0]) else ("decoder", "stages")
+            if self.raw is not None and key not in self.raw.origins:
+                key = ("decoder",)
+            self.fail(f"the decoder outputs {shape} but the input is {in_shape}.{hint}", key)
+        return Plan(r, in_shape, enc, dec, total)
+
+
+def make_plan(recipe: dict, raw: RawRecipe | None = None, registry: Registry | None = None) -> Plan:
+    return _Planner(recipe, raw, registry or get_registry()).plan()
+
+
+def plan_recipe(recipe, overrides=None) -> Plan:
+    """Load, validate and plan a recipe (path, built-in name or dict) without allocating anything."""
+    loaded = load_with_origins(recipe, overrides)
+    return make_plan(loaded.recipe, loaded.raw)
+
+
+def plugin_fault(comp: Component, what: str, exc: BaseException | None) -> str:
+    """The message for a third-party component that misbehaves on a recipe its contract accepts."""
+    p = comp.provenance
+    text = ""
+    if exc is not None:
+        detail = first_line(exc) if str(exc).strip() else ""
+        text = f" {type(exc).__name__}" + (f": {detail}" if detail else "")
+    return (f"{comp.kind} '{comp.name}' from {p.distribution} {p.version} (plugin '{p.plugin}'): "
+            f"{what}{text}. This is a bug in {p.distribution}, not in the recipe; "
+            f"`sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")
