@@ -53,7 +53,7 @@ def test_the_example_is_listed_with_its_components(env):
      "key 'encoder.stage.block.kernel_size': option 'kernel_size' of block 'convnext' must be one "
      "of 3, 5, 7, got 4"),
     (["--set", "encoder.stage.block.drop_path=two"],
-     "key 'encoder.stage.block.drop_path': option 'drop_path' of block 'convnext' must be float, "
+     "key 'encoder.stage.block.drop_path': option 'drop_path' of block 'convnext' must be a number, "
      "got str 'two'"),
     (["--set", "encoder.stage.attention.gama=3"],
      "attention 'eca' has no option 'gama'"),

@@ -19,7 +19,7 @@ from typing import Any, Iterable, Mapping, Union
 
 import yaml
 
-from sarzoo.errors import RecipeError
+from sarzoo.errors import RecipeError, first_line
 
 PathKey = tuple[Union[str, int], ...]
 BUILTIN_RECIPES = Path(__file__).resolve().parent.parent.parent / "recipes"
@@ -110,7 +110,7 @@ def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
         data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise RecipeError(f"invalid YAML: {problem}", file=name,
                           line=mark.line + 1 if mark else None) from None
     if data is None:
