@@ -3,17 +3,25 @@
 ``importlib.metadata`` exactly as a pip-installed one, and the commands run in subprocesses, so
 no registry is mocked and no discovery state leaks between tests.
 
-Covered: plugins that fail to import, whose hook raises or returns bad values, do not stop sarzoo
-and are reported with distribution, version and reason (``sarzoo plugins [--json]``); a recipe
-using a failed plugin's component gets that plugin's error; ``SARZOO_STRICT_PLUGINS`` and
-``SARZOO_DISABLE_PLUGINS``; name collisions and qualified ``dist:name`` references; third-party
-contracts checked before anything is allocated; third-party bugs reported as such."""
+Covered: plugins that fail to import, whose hook raises, returns bad values or does not match the
+hookspec, do not stop sarzoo and are reported with distribution, version and reason (``sarzoo
+plugins [--json]``); a recipe using a name a failed plugin declares gets that plugin's error, and
+an undeclared name is never blamed on one; ``SARZOO_STRICT_PLUGINS`` and
+``SARZOO_DISABLE_PLUGINS``; hooks are called through pluggy; nothing is written to $HOME; name
+collisions and qualified ``dist:name`` references; third-party contracts checked before anything is
+allocated; third-party bugs reported as such."""
+import importlib
 import json
+import logging
 import os
+import subprocess
+import sys
 
 import pytest
 
+from sarzoo import hookimpl
 from sarzoo.errors import PluginError, SarzooError
+from sarzoo.registry import Registry
 from sarzoo.testing.dists import installed, write_distribution
 
 from .conftest import run_cli
@@ -130,7 +138,7 @@ def site(tmp_path_factory):
 
 def _env(*sites, **extra):
     env = {"PYTHONPATH": os.pathsep.join([*map(str, sites), os.environ.get("PYTHONPATH", "")]),
-           "SARZOO_CACHE_DIR": "", "SARZOO_STRICT_PLUGINS": "", "SARZOO_DISABLE_PLUGINS": ""}
+           "SARZOO_STRICT_PLUGINS": "", "SARZOO_DISABLE_PLUGINS": ""}
     env.update(extra)
     return env
 
@@ -201,34 +209,129 @@ def test_a_recipe_using_a_failed_plugin_gets_that_plugins_error(site, tmp_path):
            "sarzoo-needs-lib 1.4, which failed to load: import of 'needs_lib' failed: ImportError: " \
            "libfoo.so.2: cannot open shared object file" in err, err
     assert "unknown" not in err
-    guessed = run_cli("build", _recipe(tmp_path, block="wavelet"), env=_env(site))
-    assert guessed.returncode == 2
-    err = guessed.stderr.splitlines()[-1]
-    assert "block 'wavelet' is not available: plugin 'wavelet' from sarzoo-wavelet 0.2 probably " \
-           "provides it (guessed from its name), which failed to load: import of 'sarzoo_wavelet' " \
-           "failed: ModuleNotFoundError" in err, err
+    # sarzoo-wavelet declares nothing: its name is no evidence, so the name is unknown, and the
+    # failed plugins are listed as possible sources
+    undeclared = run_cli("build", _recipe(tmp_path, block="wavelet"), env=_env(site))
+    assert undeclared.returncode == 2
+    err = undeclared.stderr.splitlines()[-1]
+    assert "key 'encoder.stage.block.type': unknown block 'wavelet'. Registered blocks: " in err, err
+    assert "Note: plugin 'wavelet' from sarzoo-wavelet 0.2 failed to load (import of " \
+           "'sarzoo_wavelet' failed: ModuleNotFoundError: No module named 'pywavelets_not_installed'); " \
+           "the name may come from it." in err, err
     qualified = run_cli("build", _recipe(tmp_path, attention="sarzoo-raises:anything"),
                         env=_env(site))
     assert qualified.returncode == 2
-    assert "plugin 'raises' from sarzoo-raises 0.2" in qualified.stderr
-    assert "RuntimeError: boom" in qualified.stderr
-    assert "Traceback" not in declared.stderr + guessed.stderr + qualified.stderr
+    assert "attention 'sarzoo-raises:anything' is not available: plugin 'raises' from sarzoo-raises " \
+           "0.2 is the distribution named in 'sarzoo-raises:anything', which failed to load: " \
+           "registration failed: RuntimeError: boom" in qualified.stderr, qualified.stderr
+    assert "Traceback" not in declared.stderr + undeclared.stderr + qualified.stderr
 
 
-def test_a_plugin_that_broke_since_it_last_loaded_is_blamed_for_its_names(tmp_path):
-    """The names a plugin registered are remembered (SARZOO_CACHE_DIR), so when its next version
-    fails to import, a recipe using them still gets its error."""
-    site = tmp_path / "site"
-    write_distribution(site, "sarzoo-flaky", "1.0", modules={"flaky": GATE.format(who="flaky")},
-                       plugins={"flaky": "flaky"})
-    env = _env(site, SARZOO_CACHE_DIR=str(tmp_path / "cache"))
-    assert run_cli("list", env=env).returncode == 0                   # loads fine: remembered
-    (site / "flaky.py").write_text("import torch_not_here\n")
-    proc = run_cli("build", _recipe(tmp_path, attention="gate"), env=env)
-    assert proc.returncode == 2
-    assert "attention 'gate' is not available: plugin 'flaky' from sarzoo-flaky 1.0 provided it " \
-           "when it last loaded (version 1.0), which failed to load: import of 'flaky' failed: " \
-           "ModuleNotFoundError: No module named 'torch_not_here'" in proc.stderr, proc.stderr
+FLAKY = "import torch_not_here\n"
+
+
+def test_a_failed_plugin_is_blamed_only_for_the_names_it_declares(tmp_path):
+    """Attribution uses declarations (read without importing) and the distribution a qualified name
+    names, nothing else: not the plugin's own names, not what it provided in an earlier run."""
+    write_distribution(tmp_path, "sarzoo-gate-flaky", "1.0", modules={"gate_flaky": FLAKY},
+                       plugins={"gate": "gate_flaky"})
+    write_distribution(tmp_path, "sarzoo-declared", "2.0", modules={"declared": FLAKY},
+                       plugins={"declared": "declared"}, components={"attention.spot": "declared"})
+    with installed(tmp_path, env={"SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": ""}):
+        reg = Registry()
+        with pytest.raises(SarzooError) as info:
+            reg.get("attention", "gate")          # its plugin and distribution are called "gate"
+        assert not isinstance(info.value, PluginError)
+        assert str(info.value).startswith("unknown attention 'gate'"), info.value
+        assert "Note: plugin 'gate' from sarzoo-gate-flaky 1.0 failed to load" in str(info.value)
+        with pytest.raises(PluginError, match="attention 'spot' is provided by plugin 'declared' from "
+                           "sarzoo-declared 2.0, which failed to load: import of 'declared' failed: "
+                           "ModuleNotFoundError: No module named 'torch_not_here'"):
+            reg.get("attention", "spot")
+        with pytest.raises(SarzooError, match="unknown block 'spot'"):
+            reg.get("block", "spot")               # declared as an attention, not as a block
+        with pytest.raises(PluginError, match="plugin 'gate' from sarzoo-gate-flaky 1.0 is the "
+                           "distribution named in 'sarzoo_gate_flaky:gate', which failed to load"):
+            reg.get("attention", "sarzoo_gate_flaky:gate")
+
+
+def test_hookimpls_that_do_not_match_the_hookspec_are_refused_by_pluggy(tmp_path):
+    write_distribution(tmp_path, "sarzoo-bogus", "0.1", plugins={"bogus": "bogus_hook"},
+                       modules={"bogus_hook": HOOK.replace("sarzoo_components()", "sarzoo_components(bogus)")
+                                .format(body="    return []")})
+    with installed(tmp_path, env={"SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": ""}):
+        reg = Registry()
+        [rec] = reg.records("sarzoo-bogus")
+        assert rec.status == "failed" and rec.components == []
+        assert rec.error.startswith("registration failed: its hookimpl does not match the hookspec "
+                                    "sarzoo_components() (sarzoo/hookspecs.py): PluginValidationError: ")
+        assert "sarzoo_components(bogus)" in rec.error
+        assert "Argument(s) {'bogus'} are declared in the hookimpl but can not be found in the hookspec" \
+            in rec.error
+        assert reg.get("block", "preact").provenance.distribution == "sarzoo"   # the others load
+        assert not reg.plugin_manager.has_plugin("sarzoo-bogus:bogus")        # nothing half-registered
+
+
+class Watch:
+    """A pluggy hookwrapper on the registry's plugin manager: it sees a call only if the registry
+    calls the hook through pluggy."""
+
+    def __init__(self):
+        self.results = []
+
+    @hookimpl(wrapper=True)
+    def sarzoo_components(self):
+        result = yield
+        self.results.append([c.name for found in result for c in found])
+        return result
+
+
+def test_hooks_are_called_through_pluggy_one_plugin_at_a_time(site):
+    with installed(site, env={"SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": ""}):
+        reg = Registry(entry_points=[])
+        watch, reached = Watch(), []
+        reg.plugin_manager.register(watch)
+        reg.plugin_manager.add_hookcall_monitoring(
+            lambda hook, impls, kwargs: reached.append(sorted(reg.plugin_manager.get_name(i.plugin)
+                                                              for i in impls if i.plugin is not watch)),
+            lambda outcome, hook, impls, kwargs: None)
+        for who, version in (("a", "1.1"), ("b", "1.2")):
+            rec = reg.register_plugin(importlib.import_module(f"gate_{who}"), name="gate",
+                                      distribution=f"sarzoo-gate-{who}", version=version)
+            assert rec.status == ("ok" if who == "a" else "shadowed"), rec
+        assert watch.results == [["gate"], ["gate"]]
+        assert reached == [["sarzoo-gate-a:gate"], ["sarzoo-gate-b:gate"]]
+        assert [c.provenance.distribution for c in reg.components("attention")] == ["sarzoo-gate-a",
+                                                                                    "sarzoo-gate-b"]
+
+
+def test_pluggy_traces_hook_calls_to_the_plugins_logger_at_debug(site, caplog):
+    caplog.set_level(logging.DEBUG, logger="sarzoo.plugins")
+    with installed(site, env={"SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": ""}):
+        Registry()
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert "calling sarzoo_components of plugin 'sarzoo-gate-b:gate'" in debug
+    assert "pluggy: sarzoo_components [hook]" in debug
+    assert any(m.startswith("pluggy: finish sarzoo_components --> [[Component(kind='attention', "
+                            "name='gate'") for m in debug), debug
+    traced = run_cli("list", env=_env(SARZOO_TRACE_PLUGINS="1"))    # the CLI configures no logging
+    assert traced.returncode == 0
+    assert "calling sarzoo_components of plugin 'sarzoo:resnet'\npluggy: sarzoo_components [hook]\n" \
+           in traced.stderr, traced.stderr
+
+
+def test_nothing_is_written_to_home_on_import_recipe_loading_or_listing(site, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SARZOO_")}
+    env.update(_env(site), HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
+    load = subprocess.run([sys.executable, "-c", "import sarzoo; sarzoo.load_recipe('tiny')"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert load.returncode == 0, load.stderr
+    listed = subprocess.run([sys.executable, "-m", "sarzoo", "list"], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert listed.returncode == 0 and "gate" in listed.stdout, listed.stderr
+    assert sorted(home.rglob("*")) == []
 
 
 # -- strict and disabled ------------------------------------------------------------------------
@@ -262,12 +365,11 @@ def test_disable_plugins_by_distribution_plugin_name_or_all(site, tmp_path):
     everything = _plugins_json(_env(site, SARZOO_DISABLE_PLUGINS="all"))
     assert {r["status"] for d, r in everything.items() if d != "sarzoo"} == {"disabled"}
     assert everything["sarzoo"]["status"] == "ok"           # `all` means third-party only
-    proc = run_cli("build", _recipe(tmp_path, block="picky"),
+    proc = run_cli("build", _recipe(tmp_path, block="fancy"),
                    env=_env(site, SARZOO_DISABLE_PLUGINS="all"))
     assert proc.returncode == 2
-    assert "block 'picky' is not available: plugin 'picky' from sarzoo-picky 0.9 probably provides " \
-           "it (guessed from its name), which is turned off by SARZOO_DISABLE_PLUGINS=all" \
-           in proc.stderr, proc.stderr
+    assert "block 'fancy' is provided by plugin 'needs_lib' from sarzoo-needs-lib 1.4, which is " \
+           "turned off by SARZOO_DISABLE_PLUGINS=all (every third-party plugin)" in proc.stderr, proc.stderr
 
 
 # -- collisions ---------------------------------------------------------------------------------
@@ -303,8 +405,7 @@ def test_a_qualified_name_picks_one_distribution_in_a_recipe(site, tmp_path):
     used = {(c["kind"], c["name"], c["distribution"]) for c in json.loads(proc.stdout)["components"]}
     assert ("attention", "gate", "sarzoo-gate-b") in used
     assert not any(d == "sarzoo-gate-a" for _, _, d in used)
-    with installed(site, env={"SARZOO_CACHE_DIR": "", "SARZOO_DISABLE_PLUGINS": "",
-                              "SARZOO_STRICT_PLUGINS": ""}):
+    with installed(site, env={"SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": ""}):
         from sarzoo.registry import get_registry
         reg = get_registry()
         assert reg.get("attention", "sarzoo-gate-a:gate").description == "a channel gate from a"
@@ -342,8 +443,7 @@ def test_third_party_bugs_are_reported_as_the_plugins_not_as_tracebacks(site, tm
 
     import sarzoo
 
-    env = {"SARZOO_CACHE_DIR": "", "SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": "",
-           "PICKY_MARKER": str(tmp_path / "m.txt")}
+    env = {"SARZOO_DISABLE_PLUGINS": "", "SARZOO_STRICT_PLUGINS": "", "PICKY_MARKER": str(tmp_path / "m.txt")}
     with installed(site, env=env):
         model = sarzoo.build(str(_recipe(tmp_path, block="picky")))    # valid: it does build
         assert (tmp_path / "m.txt").read_text().count("allocated") == 4   # mirrored decoder too

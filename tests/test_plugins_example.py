@@ -26,7 +26,7 @@ RECIPE = EXAMPLE / "recipes" / "convnext_eca.yaml"
 def env(tmp_path_factory):
     paths = write_project_distribution(tmp_path_factory.mktemp("example_site"), EXAMPLE)
     return {"PYTHONPATH": os.pathsep.join([*map(str, paths), os.environ.get("PYTHONPATH", "")]),
-            "SARZOO_CACHE_DIR": "", "SARZOO_STRICT_PLUGINS": "1", "SARZOO_DISABLE_PLUGINS": ""}
+            "SARZOO_STRICT_PLUGINS": "1", "SARZOO_DISABLE_PLUGINS": ""}
 
 
 def test_the_example_is_listed_with_its_components(env):

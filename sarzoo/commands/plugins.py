@@ -56,8 +56,6 @@ def _print(args, records) -> None:
             comps = _components_text(r.components)
         elif r.declared:
             comps = f"(declared: {_components_text(r.declared)})"
-        elif r.last_known:
-            comps = f"(last loaded {r.last_known_version}: {_components_text(r.last_known)})"
         else:
             comps = "-"
         rows.append((r.distribution, r.version, r.name, r.status, comps))
