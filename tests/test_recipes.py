@@ -100,7 +100,7 @@ TINY = f"extends: {RECIPES / 'tiny.yaml'}\n"
 def test_unknown_component_did_you_mean(tmp_path):
     e = err(tmp_path, TINY + "encoder:\n  stage:\n    block: preactt\n")
     msg = str(e)
-    assert "bad.yaml:4" in msg and "encoder.stage.block" in msg and "did you mean 'preact'" in msg
+    assert "bad.yaml:4" in msg and "encoder.stage.block" in msg and "Did you mean 'preact'" in msg
 
 
 def test_unknown_key_did_you_mean(tmp_path):

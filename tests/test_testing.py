@@ -152,14 +152,13 @@ def broken_site(tmp_path_factory):
 
 @pytest.fixture
 def broken(broken_site):
-    with installed(broken_site, env={"SARZOO_CACHE_DIR": ""}):
+    with installed(broken_site):
         reg = get_registry()
         yield {c.name: c for c in reg.components() if c.provenance.distribution == "sarzoo-broken-blocks"}
 
 
 def _env(site):
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-            "SARZOO_CACHE_DIR": ""}
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))

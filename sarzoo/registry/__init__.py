@@ -45,12 +45,11 @@ class Registry:
 
     ``entry_points``: use these instead of discovering the installed ones (their ``dist`` gives the
     distribution). ``strict``/``disabled`` default to ``SARZOO_STRICT_PLUGINS`` and
-    ``SARZOO_DISABLE_PLUGINS``. ``cache`` is ignored: there is no name cache any more, and the
-    keyword stays only because ``sarzoo.testing.checks`` still passes ``cache=False``.
+    ``SARZOO_DISABLE_PLUGINS``.
     """
 
     def __init__(self, entry_points: Iterable[md.EntryPoint] | None = None, *,
-                 strict: bool | None = None, disabled: set[str] | None = None, cache: bool = False):
+                 strict: bool | None = None, disabled: set[str] | None = None):
         self.policy = Policy.from_env(strict, disabled)
         self.plugins: dict[str, PluginRecord] = {}
         self._hooks = Hooks()

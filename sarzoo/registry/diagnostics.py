@@ -62,9 +62,7 @@ def unknown_message(kind: str, name: str, dist: str | None, table: ComponentTabl
         return (f"unknown {kind} '{name}': {dist} provides no {kind} of that name"
                 f" (its {kind}s: {', '.join(mine) if mine else 'none'}).")
     known = table.names(kind)
-    # did_you_mean writes a sentence; here it goes on from the clause, as recipe errors always read
-    hint = did_you_mean(name, known).replace(" Did you mean", "; did you mean", 1)
-    msg = (f"unknown {kind} '{name}'{hint or '.'} Registered {kind}s: "
+    msg = (f"unknown {kind} '{name}'.{did_you_mean(name, known)} Registered {kind}s: "
            f"{', '.join(known) if known else '(none)'}.")
     for rec in records:
         if rec.status == "failed":

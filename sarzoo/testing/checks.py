@@ -591,7 +591,7 @@ def components_of(target: Any, registry=None) -> tuple[list[Component], list[str
                  if normalize(c.provenance.distribution) == normalize(target)]
         return comps, problems
     from sarzoo.registry import Registry
-    reg = Registry(entry_points=[], strict=False, disabled=set(), cache=False)
+    reg = Registry(entry_points=[], strict=False, disabled=set())
     name = getattr(target, "__name__", type(target).__name__)
     rec = reg.register_plugin(target, name=name, distribution="<local>",
                               version=str(getattr(target, "__version__", "?")))
