@@ -37,7 +37,7 @@ def load(checkpoint, device: str = "cpu"):
     wrong scale). Read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
     The result also has ``.reconstruct(raw)``: raw scene in, reconstruction in the same domain out.
     """
-    from sarzoo.evaluate import load as _load
+    from sarzoo.inference import load as _load
 
     return _load(checkpoint, device)
 
@@ -48,6 +48,6 @@ def reconstruct(model, x01, overlap: int = 0, batch_size: int = 16):
     Same type out as in (numpy or tensor). ``overlap`` > 0 blends overlapping tiles (fewer seams,
     more latent numbers spent than the dimension-matched reference).
     """
-    from sarzoo.evaluate import reconstruct as _reconstruct
+    from sarzoo.inference import reconstruct as _reconstruct
 
     return _reconstruct(model, x01, overlap=overlap, batch_size=batch_size)

@@ -34,7 +34,7 @@ def run_dir(tmp_path_factory):
 
 
 def _eval(*args, **kw):
-    from sarzoo.evaluate import evaluate
+    from sarzoo.evaluation import evaluate
 
     return evaluate(*args, **kw)
 
@@ -75,6 +75,10 @@ def test_cli_json_on_checkpoint(run_dir):
     ck = torch.load(best, weights_only=True)
     assert rep["patches"]["reference"]["psnr"] == pytest.approx(ck["reference"]["psnr"], abs=1e-4)
     assert rep["patches"]["psnr"] == pytest.approx(ck["metrics"]["psnr"], abs=1e-3)
+    # ... against the clean truth too: validation and eval share metrics.batch_metrics
+    assert rep["patches"]["clean"]["model"]["ssim"] == pytest.approx(ck["metrics"]["ssim_clean"], abs=1e-3)
+    assert rep["patches"]["clean"]["reference"]["psnr"] == pytest.approx(ck["reference"]["psnr_clean"], abs=1e-4)
+    assert rep["patches"]["clean"]["input"]["psnr"] == pytest.approx(ck["reference"]["psnr_clean_input"], abs=1e-4)
     assert rep["epoch"] == ck["epoch"]
 
 
@@ -95,7 +99,7 @@ def _speckled(h, w, seed=0, level=0.05):
     return (clean * rng.gamma(4, 0.25, size=(h, w))).astype(np.float32)
 
 
-def test_eval_on_npy_files(run_dir, tmp_path):
+def test_eval_on_npy_files(run_dir, tmp_path, capsys):
     scene = tmp_path / "scene.npy"
     np.save(scene, _speckled(150, 130))
     stack = tmp_path / "stack.npy"
@@ -108,6 +112,7 @@ def test_eval_on_npy_files(run_dir, tmp_path):
     _check_block(rep)
     _check_block(rep["reference"])
     assert "clean" not in rep  # files carry no clean truth
+    assert capsys.readouterr() == ("", "")  # evaluation returns a report; printing is the command's
 
 
 def test_eval_geotiff_with_nodata_and_saved_images(run_dir, tmp_path):
@@ -141,48 +146,13 @@ def test_eval_geotiff_with_nodata_and_saved_images(run_dir, tmp_path):
     assert rep2["psnr"] == pytest.approx(rep["psnr"], abs=1e-6)
 
 
-def _tiny_model():
-    import sarzoo
-
-    torch.manual_seed(0)
-    m = sarzoo.build(RECIPES / "tiny.yaml")
-    m.recipe["data"] = {"patch_size": 64}
-    return m.eval()
-
-
-def test_reconstruct_tiles_scenes_of_any_size():
-    from sarzoo.evaluate import reconstruct
-
-    m = _tiny_model()
-    rng = np.random.default_rng(0)
-    for shape in [(150, 100), (64, 64), (40, 50), (64, 200)]:
-        x = rng.random(shape, dtype=np.float32)
-        for overlap in (0, 16):
-            y = reconstruct(m, x, overlap=overlap, batch_size=3)
-            assert y.shape == shape and y.dtype == np.float32
-            assert np.isfinite(y).all() and y.min() >= 0 and y.max() <= 1
-    # tensor in, tensor out
-    assert isinstance(reconstruct(m, torch.rand(70, 70)), torch.Tensor)
-
-    # non-overlapping tiling of a 128×128 scene is exactly the four 64 px outputs side by side
-    x = rng.random((128, 128), dtype=np.float32)
-    y = reconstruct(m, x)
-    with torch.no_grad():
-        for r in (0, 64):
-            for c in (0, 64):
-                t = m(torch.from_numpy(x[r:r + 64, c:c + 64].copy())[None, None])[0][0, 0].numpy()
-                np.testing.assert_allclose(y[r:r + 64, c:c + 64], t, atol=1e-5)
-
-
 def test_windows_keep_memory_bounded_without_changing_tiling(run_dir, tmp_path):
     """A scene cut into windows (as a huge scene would be) tiles exactly as the whole scene."""
     scene = tmp_path / "big.npy"
     np.save(scene, _speckled(200, 140, seed=5))
     whole = _eval(run_dir / "best.pt", [str(scene)])
-    from sarzoo.evaluate import evaluate
-
     out = tmp_path / "win"
-    windowed = evaluate(run_dir / "best.pt", [str(scene)], window=128, patches=False, save_images=out)
+    windowed = _eval(run_dir / "best.pt", [str(scene)], window=128, patches=False, save_images=out)
     assert windowed["n_images"] == 2  # 2 windows down, each reported; the 12 px remainder across is merged
     ids = [i["id"] for i in windowed["scenes"]["images"]]
     assert ids[0].endswith("[0:128, 0:140]") and ids[1].endswith("[128:200, 0:140]")
@@ -201,7 +171,8 @@ def test_windows_keep_memory_bounded_without_changing_tiling(run_dir, tmp_path):
     (lambda p: (p / "junk.pt").write_bytes(b"\x00garbage" * 50) and p / "junk.pt", "junk.pt"),
     (lambda p: (p / "scene.tif").write_bytes(b"II*\x00" + bytes(64)) and p / "scene.tif",
      "scene.tif: not a sarzoo checkpoint (not a file written by torch.save"),
-    (lambda p: torch.save({"weights": torch.zeros(2)}, p / "other.pt") or p / "other.pt", "not a sarzoo training"),
+    (lambda p: torch.save({"weights": torch.zeros(2)}, p / "other.pt") or p / "other.pt",
+     "other.pt: not a sarzoo checkpoint (no sarzoo format marker)"),
     (lambda p: p, "without best.pt or last.pt"),
 ])
 def test_bad_checkpoints_exit_2_without_traceback(tmp_path, capsys, make, needle):
@@ -259,3 +230,40 @@ def test_reconstruct_rejects_a_batch_size_below_one(run_dir):
     model, _ = sarzoo.load(run_dir / "best.pt")
     with pytest.raises(SarzooError, match="batch_size must be at least 1"):
         sarzoo.reconstruct(model, np.zeros((64, 64), np.float32), batch_size=0)
+
+
+def test_summarise_weighs_batches_and_skips_undefined_values():
+    from sarzoo.evaluation.figures import summarise
+
+    def fig(psnr, ref_psnr=20.0):
+        return {"psnr": psnr, "ssim": 0.5, "enl_ratio": float("nan"), "epi": 0.1,
+                "reference": {"psnr": ref_psnr, "ssim": 0.4, "enl_ratio": 2.0, "epi": 0.0}}
+
+    s = summarise([fig(10.0), fig(20.0), fig(float("nan"))], weights=[3, 1, 4])
+    assert s["n_images"] == 8
+    assert s["psnr"] == pytest.approx((3 * 10.0 + 20.0) / 4)  # a NaN drops out with its weight
+    assert s["enl_ratio"] is None and s["reference"]["psnr"] == pytest.approx(20.0)
+    assert "clean" not in s
+    per_image = summarise([fig(10.0), fig(20.0)])
+    assert per_image["n_images"] == 2 and per_image["psnr"] == pytest.approx(15.0)
+
+
+def test_evaluation_and_inference_stay_below_training_and_the_cli():
+    """Evaluation is a library: it may use core and data, never the trainer or the command line
+    (a lazy import inside a function counts too, hence reading the sources)."""
+    import ast
+    from pathlib import Path
+
+    import sarzoo
+
+    root = Path(sarzoo.__file__).parent
+    files = [root / "inference.py", *sorted((root / "evaluation").glob("*.py"))]
+    assert len(files) > 2
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)  # `from sarzoo import train` too
+                     else [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(("sarzoo.train", "sarzoo.commands", "sarzoo.cli")), (f.name, name)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
+                pytest.fail(f"{f.name} prints; only sarzoo/commands/ may")

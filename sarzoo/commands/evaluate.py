@@ -1,7 +1,16 @@
-"""``sarzoo eval``: quality of a trained checkpoint against its input, the clean truth and the classical reference."""
+"""``sarzoo eval``: quality of a trained checkpoint against its input, the clean truth and the classical reference.
+
+The evaluation itself (``sarzoo.evaluation``) returns a dict; this module turns it into the text
+report or one JSON object, and is the only place that prints. Torch loads in ``run`` only, so
+``sarzoo --help`` (which imports every command module) stays instant.
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import sys
+from typing import Any
 
 NAME = "eval"
 HELP = "evaluate a checkpoint: PSNR, SSIM, ENL ratio, EPI per image and on average, vs the classical reference"
@@ -38,6 +47,96 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from sarzoo.evaluate import run_eval  # torch loads here, never at `sarzoo --help`
+    """Run the evaluation; print the text report (progress on stderr) or one JSON object on stdout."""
+    from sarzoo.evaluation import evaluate  # torch loads here, never at `sarzoo --help`
+    from sarzoo.images import DIFF_GAIN
 
-    return run_eval(args)
+    say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
+    r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,
+                 scenes=not args.no_scenes, patches=not args.no_patches,
+                 batch_size=args.batch_size, device=args.device, save_images=args.save_images, progress=say)
+    if args.json:
+        print(json.dumps(r, allow_nan=False))
+    else:
+        print(format_report(r))
+        if args.save_images:
+            print(f"images     {args.save_images}: per-image PNG (input | reconstruction | reference"
+                  f"{' | clean' if r.get('clean') else ''} | {DIFF_GAIN:g}×|input − reconstruction|), "
+                  f"reconstructions in the data's domain, metrics.json")
+    return 0
+
+
+# --- text report ---------------------------------------------------------------------------------
+
+def _f(v: Any, spec: str) -> str:
+    if v is None:
+        return "n/a"
+    if abs(v) >= 1e4:  # an ENL ratio of a flat output: keep the columns aligned
+        width = int(re.match(r"[+]?(\d*)", spec).group(1) or 0)
+        return format(format(v, ".2e"), f">{width}")
+    return format(v, spec)
+
+
+def _rows(block: dict[str, Any]) -> list[str]:
+    def row(name: str, d: dict[str, Any]) -> str:
+        return (f"  {name:<22} {_f(d.get('psnr'), '8.2f')} {_f(d.get('ssim'), '8.3f')} "
+                f"{_f(d.get('enl_ratio'), '10.3f')} {_f(d.get('epi'), '8.3f')}")
+
+    lines = [f"  {'':<22} {'PSNR dB':>8} {'SSIM':>8} {'ENL ratio':>10} {'EPI':>8}",
+             row("model", block), row("classical reference", block["reference"])]
+    if block.get("psnr") is not None and block["reference"].get("psnr") is not None:
+        d = {k: (None if block.get(k) is None or block["reference"].get(k) is None
+                 else block[k] - block["reference"][k]) for k in ("psnr", "ssim")}
+        lines.append(f"  {'model − reference':<22} {_f(d['psnr'], '+8.2f')} {_f(d['ssim'], '+8.3f')}")
+    if block.get("clean"):
+        c = block["clean"]
+        lines.append(f"  against the clean reflectivity:    {'PSNR dB':>8} {'SSIM':>8} {'EPI':>8}")
+        for who, name in (("model", "model"), ("reference", "classical reference"), ("input", "speckled input")):
+            lines.append(f"    {name:<32} {_f(c[who].get('psnr'), '8.2f')} {_f(c[who].get('ssim'), '8.3f')} "
+                         f"{_f(c[who].get('epi'), '8.3f')}")
+    return lines
+
+
+def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
+    """The text report of an ``evaluate`` dict: header, full scenes, patches, per image, verdict."""
+    pp = r["data"]["preprocessing"]
+    lines = [
+        f"checkpoint {r['checkpoint']} ({r['recipe']}, epoch {r['epoch']}, step {r['step']}; latent "
+        f"{'×'.join(map(str, r['latent_shape']))}, {r['compression_ratio']:g}× compression)",
+        f"data       {r['data']['description']}",
+        f"           {pp['domain']} → dB clipped to {pp['vmin']:.2f}..{pp['vmax']:.2f} → [0, 1]; "
+        f"no-data masked out of every metric",
+        "reference  classical: area-downsample to the latent's count of numbers, bicubic back, same images",
+    ]
+    if "scenes" in r:
+        s = r["scenes"]
+        lines.append("")
+        lines.append(f"full scenes: {s['n_images']} image(s), tiled with {r['data']['patch_size']} px patches, "
+                     f"overlap {s['overlap']} px")
+        lines += _rows(s)
+    if "patches" in r:
+        p = r["patches"]
+        lines.append("")
+        lines.append(f"patches: {p['n_images']} × {p['size']} px")
+        lines += _rows(p)
+    if "scenes" in r and r["scenes"]["images"]:
+        imgs = r["scenes"]["images"]
+        lines.append("")
+        shown = "" if len(imgs) <= max_rows else f" (first {max_rows} of {len(imgs)}; --json for all)"
+        lines.append(f"per image{shown}:  PSNR / SSIM / ENL ratio / EPI, model | reference")
+        for it in imgs[:max_rows]:
+            ref = it["reference"]
+            lines.append(f"  {it['id'][-40:]:<40} {_f(it['psnr'], '6.2f')} {_f(it['ssim'], '6.3f')} "
+                         f"{_f(it['enl_ratio'], '6.3f')} {_f(it['epi'], '6.3f')} | {_f(ref['psnr'], '6.2f')} "
+                         f"{_f(ref['ssim'], '6.3f')} {_f(ref['enl_ratio'], '6.3f')} {_f(ref['epi'], '6.3f')}")
+    lines.append("")
+    b = r["beats_reference"]
+    if b["psnr"] is None:
+        lines.append("verdict    undefined (no valid pixels)")
+    else:
+        won = [k.upper() for k in ("psnr", "ssim") if b[k]]
+        lost = [k.upper() for k in ("psnr", "ssim") if b[k] is False]
+        lines.append(f"verdict    {r['level']}: the model beats the classical reference on "
+                     f"{' and '.join(won) if won else 'nothing'}"
+                     + (f"; loses on {' and '.join(lost)}" if lost else ""))
+    return "\n".join(lines)

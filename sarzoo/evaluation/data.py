@@ -1,0 +1,144 @@
+"""What an evaluation measures: the regions and patches of a checkpoint's data or of ``--data``
+files, the preprocessing that reads them, and the windows a large scene is measured in.
+
+Data and preprocessing follow the checkpoint: without ``--data`` the split the training used is
+rebuilt from the stored ``data:`` section (same seed, same synthetic scenes), and the stored
+clip range is used, never refitted (a refit on other data would change what the model sees).
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, NamedTuple, Sequence
+
+from sarzoo.errors import SarzooError
+
+__all__ = ["SCENE_WINDOW", "EvalData", "eval_data", "Piece", "pieces"]
+
+#: Largest side (px) of the piece of a scene reconstructed and measured at once; bounded memory.
+SCENE_WINDOW = 2048
+
+
+class EvalData(NamedTuple):
+    source: str           # "synthetic" | "files"
+    split: str            # "val" | "train" | "all"
+    regions: list
+    patches: list
+    config: dict
+    description: str
+    preprocessing: Any    # the stored one, with --set data.domain/nodata applied
+
+
+def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
+              overrides: Sequence[str] = ()) -> EvalData:
+    """The regions (scenes or split parts of scenes) and patches to evaluate on.
+
+    Without ``data`` this is the checkpoint's own data, split exactly as training split it
+    (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole.
+    """
+    from sarzoo.data.dataset import open_scenes, patches_of
+    from sarzoo.data.patches import Region, split_scenes
+
+    cfg = _eval_data_config(ckpt, data, overrides)
+    synthetic = cfg["paths"] is None
+    # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
+    # valid 0 dB after --set data.domain=db), so the overrides apply before it
+    prep = _eval_prep(ckpt["preprocessing"], cfg, synthetic, overrides)
+    scenes = open_scenes(cfg)
+    if data:
+        split = "all"
+        regions = [Region.whole(s) for s in scenes]
+    else:
+        split = split or "val"
+        train, val = split_scenes(scenes, cfg["val_fraction"], cfg["seed"])
+        regions = {"val": val, "train": train, "all": train + val}[split]
+        if not regions:
+            raise SarzooError(f"the checkpoint's data has no {split} scenes (data.val_fraction = "
+                              f"{cfg['val_fraction']}); use --split train/all or --data")
+    patches = patches_of(regions, cfg, prep)
+    if synthetic:
+        syn = cfg["synthetic"]
+        desc = (f"synthetic SAR, {split} split of {syn['n_scenes']} scenes {syn['size']}×{syn['size']} "
+                f"(seed {cfg['seed']}, {syn['looks']:g} looks)")
+    else:
+        more = " …" if len(cfg["paths"]) > 3 else ""
+        desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + more
+                + ("" if data else f" ({split} split)"))
+    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep)
+
+
+def _eval_data_config(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
+    """The checkpoint's ``data:`` section with ``--data`` and ``--set data.KEY=VALUE`` applied."""
+    from sarzoo.data.dataset import resolve_data_config
+    from sarzoo.recipes import normalise_overrides
+
+    cfg = copy.deepcopy(ckpt["recipe"].get("data") or {})
+    for key, value in normalise_overrides(list(overrides or [])):
+        parts = key.split(".")
+        if parts[0] != "data" or len(parts) < 2:
+            raise SarzooError(f"--set {key}: only data.KEY=VALUE overrides apply to evaluation (the model and its "
+                              f"training settings are fixed by the checkpoint)")
+        node = cfg
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise SarzooError(f"--set {key}: data.{p} is not a section")
+        node[parts[-1]] = value
+    if data:
+        cfg["paths"] = [os.path.abspath(os.path.expanduser(p)) if not any(ch in p for ch in "*?[") else p
+                        for p in data]
+    return resolve_data_config(cfg)
+
+
+def _eval_prep(stored: dict[str, Any], cfg: dict[str, Any], synthetic: bool, overrides: Sequence[str]):
+    """The stored preprocessing; ``--set data.domain/nodata`` change how raw values are read, never the clip."""
+    from sarzoo.data.preprocess import Preprocessing
+
+    d = dict(stored)
+    keys = {o.split("=", 1)[0].strip() for o in overrides or []}
+    if "data.domain" in keys and not synthetic:
+        d["domain"] = cfg["domain"]
+    if "data.nodata" in keys:
+        d["nodata"] = cfg["nodata"]
+    return Preprocessing.from_dict(d)
+
+
+# --- windows of a scene ------------------------------------------------------------------------
+
+class Piece(NamedTuple):
+    """A window of a scene measured as one image."""
+
+    id: str
+    scene: Any
+    row: int
+    col: int
+    height: int
+    width: int
+
+
+def _cuts(length: int, win: int, tile: int) -> list[tuple[int, int]]:
+    """``(start, size)`` along one axis: every ``win`` px, a remainder shorter than a tile merged
+    into the window before it (so every window but a lone small scene holds at least one tile)."""
+    starts = list(range(0, length, win))
+    if len(starts) > 1 and length - starts[-1] < tile:
+        starts.pop()
+    return [(s, (starts[i + 1] if i + 1 < len(starts) else length) - s) for i, s in enumerate(starts)]
+
+
+def pieces(region: Any, window: int, tile: int) -> list[Piece]:
+    """Split a region into windows of about ``window`` px whose sizes are multiples of ``tile``.
+
+    Why multiples, and why a short remainder is merged: then the tiles of every window are exactly
+    the tiles the whole scene would get (multiples of the tile plus one flush with the far edge),
+    so reconstructing window by window changes nothing but the memory used.
+    """
+    win = max(tile, (window // tile) * tile)
+    sc = region.scene
+    rows, cols = _cuts(region.height, win, tile), _cuts(region.width, win, tile)
+    out = []
+    for r, h in rows:
+        for c, w in cols:
+            r0, c0 = region.row + r, region.col + c
+            whole = (r0, c0, h, w) == (0, 0, *sc.shape)
+            out.append(Piece(sc.id if whole else f"{sc.id}[{r0}:{r0 + h}, {c0}:{c0 + w}]", sc, r0, c0, h, w))
+    return out

@@ -1,0 +1,159 @@
+"""One evaluation of a checkpoint: data in, every figure out as one JSON-ready dict; prints nothing.
+
+Two levels are measured because they answer different questions:
+
+- **patches**: the model's own input size, exactly what training validated on, measured batch by
+  batch with the function validation uses (``figures`` → ``batch_metrics``);
+- **full scenes**: what a user gets, reconstructed by tiling patches (``inference.reconstruct``),
+  each scene (or window of a scene larger than ``SCENE_WINDOW``) one image, so memory stays
+  bounded for a 25000 × 16000 Sentinel-1 scene.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from sarzoo.errors import SarzooError
+from sarzoo.evaluation.data import SCENE_WINDOW, eval_data, pieces
+from sarzoo.evaluation.figures import METRICS, figures, summarise
+
+__all__ = ["evaluate", "SCENE_WINDOW"]
+
+
+def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *, split: str | None = None,
+             overrides: Sequence[str] = (), overlap: int = 0, scenes: bool = True, patches: bool = True,
+             batch_size: int = 16, device: str = "auto", save_images: str | os.PathLike | None = None,
+             window: int = SCENE_WINDOW, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Everything ``sarzoo eval`` reports, as one JSON-ready dict (non-finite values become None).
+
+    Top-level ``psnr``/``ssim``/``enl_ratio``/``epi``/``n_images``/``reference`` are the full-scene
+    figures (the patch figures when ``scenes`` is False); ``scenes`` and ``patches`` hold each
+    level with its reference (and ``clean`` comparisons for synthetic data), ``scenes.images``
+    the per-image values. ``progress`` receives a line per stage (the caller decides where it goes).
+    """
+    from sarzoo import checkpoint as ck
+    from sarzoo.device import pick_device
+    from sarzoo.evaluation import outputs
+    from sarzoo.files import jsonable
+
+    if not scenes and not patches:
+        raise SarzooError("nothing to evaluate: both full scenes and patches are switched off")
+    if batch_size < 1:
+        raise SarzooError(f"--batch-size must be at least 1, got {batch_size}")
+    ckpt_path = ck.resolve_path(checkpoint)
+    ckpt = ck.read(ckpt_path)
+    if ckpt.get("preprocessing") is None:
+        raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
+                          f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
+    dev = pick_device(device)
+    model = ck.build_model(ckpt, dev)
+    model.eval()
+    ed = eval_data(ckpt, data, split, overrides)
+    tile = int(ed.config["patch_size"])
+    if not 0 <= overlap < tile:
+        raise SarzooError(f"--overlap must be in [0, {tile - 1}] px for {tile} px tiles, got {overlap}")
+    out_dir = outputs.output_dir(save_images) if save_images else None
+    say = progress or (lambda s: None)
+
+    report: dict[str, Any] = {
+        "checkpoint": str(ckpt_path),
+        "recipe": ckpt["recipe"].get("name"),
+        "epoch": ckpt.get("epoch"),
+        "step": ckpt.get("step"),
+        "latent_shape": list(model.latent_shape),
+        "compression_ratio": float(model.compression_ratio),
+        "data": {"source": ed.source, "split": ed.split, "description": ed.description,
+                 "paths": ed.config["paths"], "patch_size": tile, "stride": ed.config["stride"],
+                 "n_scenes": len(ed.regions), "n_patches": len(ed.patches),
+                 "preprocessing": ed.preprocessing.to_dict()},
+    }
+    if patches and ed.patches:
+        say(f"patches    {len(ed.patches)} × {tile} px")
+        report["patches"] = {**_patch_level(model, ed, batch_size, dev), "size": tile}
+    if scenes:
+        say(f"scenes     {len(ed.regions)} (tiles {tile} px, overlap {overlap} px)")
+        items = _scene_level(model, ed, tile, overlap, batch_size, window, out_dir)
+        report["scenes"] = {**summarise(items), "overlap": overlap, "window": window, "images": items}
+
+    top = report["scenes"] if scenes else report.get("patches")
+    if top is None:
+        raise SarzooError("no patch has enough valid pixels to evaluate (data.min_valid); lower it with "
+                          "--set data.min_valid=0 or evaluate full scenes")
+    for k in (*METRICS, "n_images", "reference"):
+        report[k] = top[k]
+    if "clean" in top:
+        report["clean"] = top["clean"]
+    report["level"] = "scenes" if scenes else "patches"
+    report["beats_reference"] = {k: (None if report[k] is None or report["reference"][k] is None
+                                     else bool(report[k] > report["reference"][k])) for k in ("psnr", "ssim")}
+    report = jsonable(report)
+    if out_dir is not None:
+        outputs.write_metrics(out_dir, report)
+    return report
+
+
+@torch.no_grad()
+def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device) -> dict[str, Any]:
+    """Means over the patches, batch by batch: the very items training validated on (same reading,
+    preprocessing and clean fill), weighted by batch size as validation weighs them."""
+    from sarzoo.data.dataset import PatchDataset
+    from sarzoo.metrics import classical_reference
+
+    latent_numel = math.prod(model.latent_shape)
+    ds = PatchDataset(ed.patches, ed.preprocessing)
+    per_batch, sizes = [], []
+    for b in range(0, len(ds), batch_size):
+        items = [ds[i] for i in range(b, min(b + batch_size, len(ds)))]
+        xb = torch.stack([it["x"] for it in items])
+        mb = torch.stack([it["mask"] for it in items])
+        cb = torch.stack([it["clean"] for it in items]) if all("clean" in it for it in items) else None
+        yb = model(xb.to(dev))[0].float().clamp(0, 1).cpu()
+        rb = classical_reference(xb, latent_numel)
+        per_batch.append(figures(xb, yb, rb, mb, ed.preprocessing, cb))
+        sizes.append(len(items))
+    return summarise(per_batch, sizes)
+
+
+def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, window: int,
+                 out_dir: Path | None) -> list[dict[str, Any]]:
+    """Per-image figures of every scene (or window of one), tiled; with ``out_dir`` also its PNG and
+    its part of the scene's reconstruction file."""
+    from sarzoo.evaluation import outputs
+    from sarzoo.inference import reconstruct
+    from sarzoo.metrics import classical_reference
+
+    prep = ed.preprocessing
+    ratio = float(model.compression_ratio)
+    items: list[dict[str, Any]] = []
+    writers: dict[str, outputs.SceneWriter] = {}
+    try:
+        for reg in ed.regions:
+            for piece in pieces(reg, window, tile):
+                raw = piece.scene.read(piece.row, piece.col, piece.height, piece.width)
+                x, m = prep.forward(raw)
+                clean = None
+                if piece.scene.has_clean:
+                    cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
+                    clean = np.where(m, prep.forward(cr)[0], np.float32(prep.fill)).astype(np.float32)
+                y = reconstruct(model, x, overlap=overlap, batch_size=batch_size, tile=tile)
+                # the reference gets the same count of numbers per pixel as the model's latent
+                r = classical_reference(x, max(1, round(x.size / ratio)))
+                it = {"id": piece.id, "shape": [piece.height, piece.width], **figures(x, y, r, m, prep, clean)}
+                items.append(it)
+                if out_dir is not None:
+                    png = outputs.write_image_panels(out_dir, len(items) - 1, piece.id, x, y, r, m, clean)
+                    it["png"] = str(png)
+                    key = piece.scene.id
+                    if key not in writers:
+                        writers[key] = outputs.SceneWriter(out_dir, len(writers), piece.scene, prep)
+                    writers[key].write(piece.row, piece.col, y, m)
+                    it["reconstruction"] = str(writers[key].path)
+    finally:
+        for w in writers.values():
+            w.close()
+    return items
