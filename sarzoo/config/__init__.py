@@ -26,10 +26,11 @@ class Loaded(NamedTuple):
 
 
 def load_with_origins(recipe: str | Any | Mapping[str, Any], overrides=None,
-                      extra: Mapping[str, Any] | None = None) -> Loaded:
+                      extra: Mapping[str, Any] | None = None, source: str = "<dict>") -> Loaded:
     """Read, inherit, override and resolve. ``extra``: ``{"a.b": v}`` applied after ``overrides``
-    (what command-line flags such as ``--epochs`` stand for)."""
-    raw = load_raw(recipe, overrides)
+    (what command-line flags such as ``--epochs`` stand for); ``source`` names a dict recipe in
+    errors (e.g. the checkpoint it was stored in)."""
+    raw = load_raw(recipe, overrides, source=source)
     for key, value in (extra or {}).items():
         apply_override(raw, key, value)
     return Loaded(resolve(raw), raw)

@@ -255,12 +255,13 @@ def apply_override(raw: RawRecipe, key: str, value: Any) -> None:
         raw.origins[k] = origin
 
 
-def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None) -> RawRecipe:
-    """Read a recipe file (or take a dict), follow ``extends:``, apply overrides."""
+def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None, source: str = "<dict>") -> RawRecipe:
+    """Read a recipe file (or take a dict, named ``source`` in errors), follow ``extends:``, apply
+    overrides."""
     if isinstance(recipe, Mapping):
         data = copy.deepcopy(dict(recipe))
         parents = data.pop("extends", None)
-        raw = RawRecipe({}, {(): Origin("<dict>")}, "<dict>")
+        raw = RawRecipe({}, {(): Origin(source)}, source)
         for parent in ([parents] if isinstance(parents, str) else parents or []):
             base = _load_with_extends(_resolve_path(parent, None), ())
             raw.data = deep_merge(raw.data, base.data)

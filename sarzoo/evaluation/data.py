@@ -7,7 +7,6 @@ clip range is used, never refitted (a refit on other data would change what the 
 """
 from __future__ import annotations
 
-import copy
 import os
 from typing import Any, NamedTuple, Sequence
 
@@ -68,26 +67,22 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
 
 
 def _eval_data_config(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
-    """The checkpoint's ``data:`` section with ``--data`` and ``--set data.KEY=VALUE`` applied."""
-    from sarzoo.data.dataset import resolve_data_config
-    from sarzoo.recipes import normalise_overrides
+    """The checkpoint's ``data:`` section with ``--data`` and ``--set data.KEY=VALUE`` applied: the
+    stored recipe goes through the same resolution as a recipe file, overrides and all."""
+    from sarzoo import config
+    from sarzoo.config.source import normalise_overrides
 
-    cfg = copy.deepcopy(ckpt["recipe"].get("data") or {})
-    for key, value in normalise_overrides(list(overrides or [])):
-        parts = key.split(".")
-        if parts[0] != "data" or len(parts) < 2:
+    overrides = list(overrides or [])
+    for key, _ in normalise_overrides(overrides):
+        if key.split(".")[0] != "data" or "." not in key:
             raise SarzooError(f"--set {key}: only data.KEY=VALUE overrides apply to evaluation (the model and its "
                               f"training settings are fixed by the checkpoint)")
-        node = cfg
-        for p in parts[1:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise SarzooError(f"--set {key}: data.{p} is not a section")
-        node[parts[-1]] = value
+    extra = None
     if data:
-        cfg["paths"] = [os.path.abspath(os.path.expanduser(p)) if not any(ch in p for ch in "*?[") else p
-                        for p in data]
-    return resolve_data_config(cfg)
+        extra = {"data.paths": [os.path.abspath(os.path.expanduser(p)) if not any(ch in p for ch in "*?[") else p
+                                for p in data]}
+    source = f"recipe stored in {ckpt.get('_path', 'the checkpoint')}"
+    return config.load_with_origins(ckpt["recipe"], overrides, extra=extra, source=source).recipe["data"]
 
 
 def _eval_prep(stored: dict[str, Any], cfg: dict[str, Any], synthetic: bool, overrides: Sequence[str]):
