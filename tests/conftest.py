@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from sarzoo.catalog import builtin_dir
+
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = ROOT / "recipes"
+RECIPES = builtin_dir()  # the built-in recipes, where the installed sarzoo has them
 
 
 @pytest.fixture

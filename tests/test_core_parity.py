@@ -6,11 +6,11 @@ import sarzoo
 
 
 def _counts(name):
-    return sarzoo.build(f"recipes/{name}.yaml").count_parameters()
+    return sarzoo.build(name).count_parameters()
 
 
 def test_variant_b_res_exact():
-    m = sarzoo.build("recipes/res.yaml")
+    m = sarzoo.build("res")
     assert m.count_parameters() == {"total": 23_836_257, "encoder": 11_109_536, "decoder": 12_726_721}
     assert tuple(m.latent_shape) == (16, 16, 16)
     assert tuple(m.input_shape) == (1, 256, 256)
@@ -18,7 +18,7 @@ def test_variant_b_res_exact():
 
 
 def test_variant_c_res_cbam_exact():
-    m = sarzoo.build("recipes/res_cbam.yaml")
+    m = sarzoo.build("res_cbam")
     assert m.count_parameters() == {"total": 24_009_025, "encoder": 11_196_400, "decoder": 12_812_625}
     assert tuple(m.latent_shape) == (16, 16, 16)
     cbams = [mod for mod in m.modules() if type(mod).__name__ == "CBAM"]
@@ -34,7 +34,7 @@ def test_seed_models_within_5_percent(name, target):
 
 
 def test_stem_counts_to_encoder_head_to_decoder():
-    m = sarzoo.build("recipes/res.yaml")
+    m = sarzoo.build("res")
     stem = sum(p.numel() for p in m.encoder.stem.parameters())
     head = sum(p.numel() for p in m.decoder.head.parameters())
     assert stem == 7 * 7 * 64 + 2 * 64  # conv without bias + BN
@@ -42,7 +42,7 @@ def test_stem_counts_to_encoder_head_to_decoder():
 
 
 def test_forward_shapes_and_range_res_cbam():
-    m = sarzoo.build("recipes/res_cbam.yaml").eval()
+    m = sarzoo.build("res_cbam").eval()
     with torch.no_grad():
         x_hat, z = m(torch.rand(1, 1, 256, 256))
     assert x_hat.shape == (1, 1, 256, 256) and z.shape == (1, 16, 16, 16)
@@ -50,7 +50,7 @@ def test_forward_shapes_and_range_res_cbam():
 
 
 def test_preact_block_structure_matches_variant_b():
-    m = sarzoo.build("recipes/res.yaml")
+    m = sarzoo.build("res")
     first = m.encoder.stage0.block0
     # BN -> ReLU -> conv3x3(stride 2) -> BN -> ReLU -> conv3x3, plain strided 1x1 conv shortcut
     assert first.conv1.stride == (2, 2) and first.conv1.kernel_size == (3, 3)

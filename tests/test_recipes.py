@@ -82,7 +82,8 @@ def test_api_encode_decode():
         assert torch.equal(m.encode(x), z)
         assert torch.equal(m.decode(z), x_hat)
     assert m.recipe["name"] == "tiny"
-    assert {"kind": "attention", "name": "cbam", "distribution": "sarzoo", "version": sarzoo.__version__} in m.provenance()
+    cbam = {"kind": "attention", "name": "cbam", "distribution": "sarzoo", "version": sarzoo.__version__}
+    assert cbam in m.provenance()
 
 
 # ---- errors -------------------------------------------------------------------------------
@@ -240,3 +241,58 @@ def test_a_named_component_amended_by_options(tmp_path):
     child = write(tmp_path, "child.yaml", "extends: base.yaml\nencoder:\n  stage:\n    block: {shortcut: conv}\n")
     block = sarzoo.load_recipe(child)["encoder"]["stage"]["block"]
     assert block["type"] == "preact" and block["shortcut"] == "conv"
+
+
+def test_builtin_names_need_no_path(tmp_path, monkeypatch):
+    """Built-in recipes are named, not located: from any directory, and in a user's ``extends:``."""
+    monkeypatch.chdir(tmp_path)
+    assert sarzoo.load_recipe("tiny") == sarzoo.load_recipe(RECIPES / "tiny.yaml")
+    mine = write(tmp_path, "mine.yaml", "extends: tiny\nname: mine\nencoder:\n  stage: {depth: 2}\n")
+    r = sarzoo.load_recipe(mine)
+    assert r["name"] == "mine" and r["encoder"]["stage"]["depth"] == 2
+    assert r["input"]["size"] == [64, 64]                            # from tiny
+    assert r["encoder"]["stage"]["attention"]["type"] == "cbam"      # from res_cbam, through tiny
+    assert sarzoo.load_recipe({"extends": "tiny"})["name"] == "tiny"
+    # A file of that name next to the extending recipe wins over the built-in one.
+    write(tmp_path, "tiny.yaml", f"extends: {RECIPES / 'tiny.yaml'}\ninput: {{size: [32, 32]}}\n")
+    assert sarzoo.load_recipe(mine)["input"]["size"] == [32, 32]
+
+
+def test_unknown_builtin_name_lists_the_builtins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RecipeError) as info:
+        sarzoo.load_recipe("tinny")
+    msg = str(info.value)
+    assert "'tinny'" in msg and "res_cbam, res_se" in msg and "Did you mean 'tiny'?" in msg
+    e = err(tmp_path, "extends: res_cbma\n")
+    assert "bad.yaml:1" in str(e) and "not found" in str(e) and "Did you mean 'res_cbam'" in str(e)
+    # With a suffix it is a path, never a built-in: `extends: res_cbam.yaml` copied out of a
+    # built-in recipe is pointed at the name that works.
+    e = err(tmp_path, "extends: res_cbam.yaml\n")
+    assert "not found" in str(e) and "Did you mean 'res_cbam'" in str(e)
+    with pytest.raises(RecipeError, match="not found; the built-in recipe is named without a path or suffix: 'tiny'"):
+        sarzoo.load_recipe("recipes/tiny.yaml")
+
+
+def test_catalog():
+    from sarzoo.catalog import builtin_dir, builtin_recipes, find_builtin
+
+    recipes = {r.name: r for r in builtin_recipes()}
+    assert {"baseline", "resnet_lite", "res", "res_cbam", "res_se", "res_timm_cbam", "tiny"} <= set(recipes)
+    assert recipes["tiny"].path == builtin_dir() / "tiny.yaml" == find_builtin("tiny")
+    assert recipes["tiny"].description.startswith("Small pre-activation + CBAM autoencoder")
+    assert all(r.description for r in recipes.values())
+    for not_a_name in ("", "tiny.yaml", "../recipes/tiny", "recipes/tiny", ".tiny", "nope"):
+        assert find_builtin(not_a_name) is None, not_a_name
+
+
+def test_recipes_command():
+    res = run_cli("recipes")
+    assert res.returncode == 0, res.stderr
+    line = next(x for x in res.stdout.splitlines() if x.startswith("tiny "))
+    assert "Small pre-activation + CBAM autoencoder" in line and line.endswith("tiny.yaml")
+    res = run_cli("recipes", "--json")
+    assert res.returncode == 0, res.stderr
+    items = {r["name"]: r for r in json.loads(res.stdout)}
+    assert set(items["tiny"]) == {"name", "description", "path"}
+    assert yaml.safe_load(open(items["res"]["path"]))["description"] == items["res"]["description"]

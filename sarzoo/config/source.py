@@ -19,10 +19,10 @@ from typing import Any, Iterable, Mapping, Union
 
 import yaml
 
-from sarzoo.errors import RecipeError, first_line
+from sarzoo import catalog
+from sarzoo.errors import RecipeError, did_you_mean, first_line
 
 PathKey = tuple[Union[str, int], ...]
-BUILTIN_RECIPES = Path(__file__).resolve().parent.parent.parent / "recipes"
 #: Keys of a step (stem/head) that belong to the step, not to the component it names.
 STEP_KEYS = ("out_channels", "stride")
 DELETE_KEY = "_delete_"
@@ -44,6 +44,7 @@ _Loader.add_implicit_resolver(
 
 def parse_yaml(text: str):
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
 
 
 def keypath(path: Iterable[str | int]) -> str:
@@ -156,13 +157,38 @@ def _resolve_path(ref: str, relative_to: Path | None) -> Path:
     return p
 
 
+def _builtin_hint(name: str) -> str:
+    names = catalog.builtin_names()
+    return f"built-in recipes: {', '.join(names) or '(none)'}.{did_you_mean(name, names)}"
+
+
 def find_recipe(ref: str | Path) -> Path:
-    """A path as given, or the name of a built-in recipe (``res_cbam`` → recipes/res_cbam.yaml)."""
+    """A path as given, or the name of a built-in recipe (``res_cbam``; see ``sarzoo recipes``).
+
+    Anything that exists or has a suffix is a path; the rest is a built-in name, so a typo there
+    is answered with the names that do exist instead of a bare "file not found".
+    """
     p = Path(ref)
-    if p.exists() or p.suffix:
+    if p.exists():
         return p
-    builtin = BUILTIN_RECIPES / f"{p.name}.yaml"
-    return builtin if builtin.exists() else p
+    if p.suffix:
+        if catalog.find_builtin(p.stem) is not None:  # e.g. the old `recipes/tiny.yaml` from a checkout
+            raise RecipeError(f"recipe file not found; the built-in recipe is named without a path or "
+                              f"suffix: '{p.stem}'", file=str(p))
+        return p
+    builtin = catalog.find_builtin(str(ref))
+    if builtin is None:
+        raise RecipeError(f"no recipe file or built-in recipe named '{ref}'; {_builtin_hint(str(ref))}")
+    return builtin
+
+
+def _resolve_parent(ref: str, relative_to: Path | None) -> Path:
+    """A file relative to the extending recipe wins; failing that a bare name is a built-in one,
+    so a user's own recipe can say ``extends: tiny`` without knowing where sarzoo is installed."""
+    p = _resolve_path(ref, relative_to)
+    if not p.exists() and not Path(ref).suffix:
+        return catalog.find_builtin(ref) or p
+    return p
 
 
 def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawRecipe:
@@ -180,11 +206,11 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawRecipe:
         raise origins[("extends",)].error("'extends' must be a path or a list of paths", ("extends",))
     merged = RawRecipe({}, {}, str(path))
     for i, parent in enumerate(parents):
-        ppath = _resolve_path(parent, path.parent)
+        ppath = _resolve_parent(parent, path.parent)
         if not ppath.exists():
             line_key = ("extends", i) if ("extends", i) in origins else ("extends",)
-            raise origins[line_key].error(f"extended recipe '{parent}' not found (looked for {ppath})",
-                                          ("extends",))
+            raise origins[line_key].error(f"extended recipe '{parent}' not found (looked for {ppath}); "
+                                          + _builtin_hint(parent), ("extends",))
         base = _load_with_extends(ppath, stack + (path,))
         merged.data = deep_merge(merged.data, base.data)
         merged.origins.update(base.origins)
@@ -263,7 +289,7 @@ def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None, source: str
         parents = data.pop("extends", None)
         raw = RawRecipe({}, {(): Origin(source)}, source)
         for parent in ([parents] if isinstance(parents, str) else parents or []):
-            base = _load_with_extends(_resolve_path(parent, None), ())
+            base = _load_with_extends(_resolve_parent(parent, None), ())
             raw.data = deep_merge(raw.data, base.data)
             raw.origins.update(base.origins)
         raw.data = deep_merge(raw.data, data)
