@@ -4,9 +4,9 @@ Importing sarzoo is cheap (no torch): the API functions import what they need wh
 """
 from __future__ import annotations
 
+from sarzoo._version import __version__
 from sarzoo.hookspecs import ENTRY_POINT_GROUP, hookimpl
 
-from sarzoo._version import __version__
 __all__ = ["build", "load_recipe", "load", "reconstruct", "hookimpl", "ENTRY_POINT_GROUP", "__version__"]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO, Callable
 
 #: Prefix of the temporary files; a killed writer may leave one behind (``remove_partial``).
 TMP_PREFIX = ".tmp-"

@@ -5,12 +5,11 @@ writer is a few lines of zlib so previews need no imaging library.
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 import zlib
 from pathlib import Path
-
-import math
 from typing import Sequence
 
 import numpy as np

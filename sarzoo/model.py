@@ -16,7 +16,7 @@ from sarzoo.plan import Plan, StagePlan, plan_recipe
 def _stage_module(stage: StagePlan) -> nn.Module:
     if stage.name in ("stem", "head"):
         return stage.layers[0].build()
-    return nn.Sequential(OrderedDict((l.name, l.build()) for l in stage.layers))
+    return nn.Sequential(OrderedDict((layer.name, layer.build()) for layer in stage.layers))
 
 
 def init_weights(model: nn.Module, init: dict[str, Any]) -> None:
@@ -46,8 +46,8 @@ class SarAutoencoder(nn.Module):
         self.latent_shape = plan.latent_shape
         self.encoder = nn.Sequential(OrderedDict((s.name, _stage_module(s)) for s in plan.encoder))
         self.decoder = nn.Sequential(OrderedDict((s.name, _stage_module(s)) for s in plan.decoder))
-        self.components = sorted({(l.component.kind, l.component.name, l.component.provenance.distribution,
-                                   l.component.provenance.version) for l in plan.layers()})
+        self.components = sorted({(c.kind, c.name, c.provenance.distribution,
+                                   c.provenance.version) for c in (layer.component for layer in plan.layers())})
         init_weights(self, plan.recipe["init"])
 
     @property

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from sarzoo.config import RawRecipe, keypath, load_with_origins, total_stride
 from sarzoo.config.source import PathKey

@@ -7,8 +7,16 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sarzoo.data.patches import (PatchRef, Region, grid_positions, patch_grid, random_dihedral, read_patch,
-                                 region_patches, split_scenes)
+from sarzoo.data.patches import (
+    PatchRef,
+    Region,
+    grid_positions,
+    patch_grid,
+    random_dihedral,
+    read_patch,
+    region_patches,
+    split_scenes,
+)
 from sarzoo.data.readers import MemoryScene
 from sarzoo.errors import SarzooError
 

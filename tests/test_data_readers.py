@@ -9,8 +9,7 @@ import pytest
 rasterio = pytest.importorskip("rasterio")
 from rasterio.transform import Affine  # noqa: E402
 
-from sarzoo.data.readers import (ArrayScene, RasterScene, expand_paths, iter_blocks,  # noqa: E402
-                                 open_file, open_sources)
+from sarzoo.data.readers import ArrayScene, RasterScene, expand_paths, iter_blocks, open_file, open_sources  # noqa: E402
 from sarzoo.errors import SarzooError  # noqa: E402
 
 

@@ -1,7 +1,6 @@
 """Synthetic scenes: deterministic, SAR-like statistics, fast."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

@@ -186,10 +186,10 @@ def test_plugins_table_and_list_keep_working(site):
     proc = run_cli("plugins", env=_env(site))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr
     lines = proc.stdout.splitlines()
-    assert any(l.split()[:4] == ["sarzoo-raises", "0.2", "raises", "failed"] for l in lines)
+    assert any(line.split()[:4] == ["sarzoo-raises", "0.2", "raises", "failed"] for line in lines)
     assert "    failed: registration failed: RuntimeError: boom" in lines
-    assert any(l.split()[:4] == ["sarzoo-needs-lib", "1.4", "needs_lib", "failed"]
-               and "(declared: block: fancy; attention: fancy_gate)" in l for l in lines)
+    assert any(line.split()[:4] == ["sarzoo-needs-lib", "1.4", "needs_lib", "failed"]
+               and "(declared: block: fancy; attention: fancy_gate)" in line for line in lines)
     assert "9 failed" in lines[-1] and "2 shadowed" in lines[-1]
     proc = run_cli("list", "--json", env=_env(site))
     assert proc.returncode == 0

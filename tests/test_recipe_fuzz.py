@@ -6,16 +6,14 @@ pass validation are instantiated on the meta device (no memory), and small ones 
 """
 import copy
 
-import pytest
 import torch
-import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sarzoo.config import load_raw
+from sarzoo.errors import SarzooError
 from sarzoo.model import build_model as instantiate
 from sarzoo.plan import plan_recipe as check
-from sarzoo.errors import SarzooError
-from sarzoo.config import load_raw
 from tests.conftest import RECIPES
 
 BASES = [load_raw(RECIPES / f"{n}.yaml").data for n in ("tiny", "res_cbam", "baseline", "resnet_lite")]

@@ -7,8 +7,8 @@ import torch
 import yaml
 
 import sarzoo
-from sarzoo.plan import plan_recipe as check
 from sarzoo.errors import RecipeError, SarzooError
+from sarzoo.plan import plan_recipe as check
 from sarzoo.registry import get_registry
 from tests.conftest import RECIPES, run_cli
 
@@ -172,8 +172,7 @@ def test_cli_errors_exit_2_without_traceback(tmp_path):
 
 def test_yaml11_booleans_read_as_switch_words():
     """`amp: off` is how people write it; YAML 1.1 turns it into false before we see it."""
-    from sarzoo.config import load_raw
-    from sarzoo.config import resolve
+    from sarzoo.config import load_raw, resolve
 
     assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=off"]))["train"]["amp"] == "off"
     assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=on"]))["train"]["amp"] == "auto"
@@ -191,7 +190,8 @@ def test_exponent_floats_are_numbers_everywhere(tmp_path):
                   "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["encoder"]["stem"]["negative_slope"] == 0.2
-    child = write(tmp_path, "child.yaml", f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stem: {{negative_slope: 1e-1}}\n")
+    child = write(tmp_path, "child.yaml",
+                  f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stem: {{negative_slope: 1e-1}}\n")
     assert sarzoo.load_recipe(child)["encoder"]["stem"]["negative_slope"] == 0.1
     # the dict API takes the same text, and a component option gets the same one checker
     assert sarzoo.load_recipe(RECIPES / "tiny.yaml", {"encoder.stem.negative_slope": "5e-2"})["encoder"]["stem"][
@@ -227,8 +227,8 @@ def test_changing_a_component_type_replaces_its_options(tmp_path):
 
 def test_delete_key_replaces_instead_of_merging(tmp_path):
     """MMEngine's `_delete_: true`: the mapping replaces the parent's (here: cbam back to its defaults)."""
-    base = write(tmp_path, "base.yaml", f"extends: {RECIPES / 'tiny.yaml'}\n"
-                 "encoder:\n  stage:\n    attention: {type: cbam, reduction: 2}\n")
+    write(tmp_path, "base.yaml", f"extends: {RECIPES / 'tiny.yaml'}\n"
+          "encoder:\n  stage:\n    attention: {type: cbam, reduction: 2}\n")
     child = write(tmp_path, "child.yaml", "extends: base.yaml\n"
                   "encoder:\n  stage:\n    attention: {_delete_: true, type: cbam}\n")
     cbam_defaults = {k: o.default for k, o in get_registry().get("attention", "cbam").options.items()}
@@ -237,7 +237,7 @@ def test_delete_key_replaces_instead_of_merging(tmp_path):
 
 def test_a_named_component_amended_by_options(tmp_path):
     """`block: preact` in the parent, `block: {shortcut: conv}` in the child: the child amends preact."""
-    base = write(tmp_path, "base.yaml", f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stage:\n    block: preact\n")
+    write(tmp_path, "base.yaml", f"extends: {RECIPES / 'tiny.yaml'}\nencoder:\n  stage:\n    block: preact\n")
     child = write(tmp_path, "child.yaml", "extends: base.yaml\nencoder:\n  stage:\n    block: {shortcut: conv}\n")
     block = sarzoo.load_recipe(child)["encoder"]["stage"]["block"]
     assert block["type"] == "preact" and block["shortcut"] == "conv"

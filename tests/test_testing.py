@@ -12,8 +12,7 @@ import textwrap
 import pytest
 
 from sarzoo.registry import get_registry
-from sarzoo.testing import (Case, StageCase, assert_conforms, check_case, check_component,
-                            format_report, sample_cases)
+from sarzoo.testing import Case, StageCase, assert_conforms, check_case, check_component, format_report, sample_cases
 from sarzoo.testing.dists import installed, write_distribution
 
 from .conftest import run_cli

@@ -47,6 +47,7 @@ def sarzoo_components():
                   "Plain conv block: Conv(k, stride) → BN → activation (baseline encoder layer, stems, heads)",
                   options=_common(3, "relu"), check=_odd_kernel),
         Component("upsample", "deconv", deconv,
-                  "Plain transposed-conv block: ConvTranspose(k, stride=scale) → BN → activation (baseline decoder layer)",
+                  "Plain transposed-conv block: ConvTranspose(k, stride=scale) → BN → activation (baseline decoder "
+                  "layer)",
                   options=_common(5, "relu"), check=_deconv_check),
     ]

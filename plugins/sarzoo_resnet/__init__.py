@@ -40,16 +40,20 @@ def bottleneck_factory(in_channels, out_channels, stride, reduction=4):
 def sarzoo_components():
     return [
         Component("block", "preact", preact_factory,
-                  "Pre-activation residual block (ResNet v2): BN-ReLU-Conv3x3 ×2 + shortcut, no activation after the add",
+                  "Pre-activation residual block (ResNet v2): BN-ReLU-Conv3x3 ×2 + shortcut, no activation after the "
+                  "add",
                   options={"shortcut": Option(str, "auto", SHORTCUT_DOC,
                                               choices=("auto", "identity", "conv", "bn_relu_conv"))},
                   check=_check_preact),
         Component("block", "postact",  postact_factory,
-                  "Post-activation residual block (ResNet v1): Conv-BN-ReLU-Conv-BN + projection (1x1 conv+BN), ReLU after the add"),
+                  "Post-activation residual block (ResNet v1): Conv-BN-ReLU-Conv-BN + projection (1x1 conv+BN), ReLU "
+                  "after the add"),
         Component("upsample", "postact_up", postact_up,
-                  "Post-activation residual up block (ResNet v1): transposed conv main path and transposed 1x1 conv+BN shortcut"),
+                  "Post-activation residual up block (ResNet v1): transposed conv main path and transposed 1x1 "
+                  "conv+BN shortcut"),
         Component("block", "bottleneck", bottleneck_factory,
-                  "Bottleneck residual block: 1x1 reduce, 3x3, 1x1 expand (BN each), projection shortcut, ReLU after the add",
+                  "Bottleneck residual block: 1x1 reduce, 3x3, 1x1 expand (BN each), projection shortcut, ReLU after "
+                  "the add",
                   options={"reduction": Option(int, 4, "out_channels // reduction is the bottleneck width",
                                                min=1, max=64)}),
     ]

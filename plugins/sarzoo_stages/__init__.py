@@ -39,7 +39,8 @@ def _check(args: dict) -> str | None:
         return "depth > 0 needs a block"
     if stage.role == "decoder" and stage.scale > 1 and stage.upsample is None:
         return f"scale {stage.scale} needs an upsample component"
-    if stage.role == "decoder" and stage.depth == 0 and stage.upsample is None and stage.in_channels != stage.out_channels:
+    if (stage.role == "decoder" and stage.depth == 0 and stage.upsample is None
+            and stage.in_channels != stage.out_channels):
         return "a decoder stage with depth 0 needs an upsample to change channels"
     return None
 

@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input height and width (default: the recipe's input.size)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--output", metavar="FILE",
-                   help="write the initial weights and the resolved recipe to FILE (torch.load(weights_only=True) reads it)")
+                   help="write the initial weights and the resolved recipe to FILE: a sarzoo checkpoint without "
+                        "training state (sarzoo.load opens it; torch.load(weights_only=True) reads it)")
     p.add_argument("--print-recipe", action="store_true",
                    help="print the fully resolved recipe (YAML, or JSON with --json) and exit")
 
@@ -109,7 +110,8 @@ def _print_table(r: dict) -> None:
                             for i, (c, w) in enumerate(zip(row, widths))) + "\n")
     p = r["params"]
     out.write("\n")
-    out.write(f"parameters   {_fmt_int(p['total'])} (encoder {_fmt_int(p['encoder'])}, decoder {_fmt_int(p['decoder'])})\n")
+    out.write(f"parameters   {_fmt_int(p['total'])} (encoder {_fmt_int(p['encoder'])}, "
+              f"decoder {_fmt_int(p['decoder'])})\n")
     latent = "×".join(map(str, r["latent_shape"]))
     out.write(f"latent       {latent} = {math.prod(r['latent_shape']):,} numbers; compression "
               f"{r['compression_ratio']:g}× (total stride {r['total_stride']})\n")

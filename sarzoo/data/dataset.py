@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sarzoo.data.patches import PatchRef, Region, random_dihedral, read_patch, region_patches, split_scenes
-from sarzoo.data.preprocess import DOMAINS, Preprocessing, fit_percentiles, to_db
+from sarzoo.data.preprocess import Preprocessing, fit_percentiles, to_db
 from sarzoo.data.readers import MemoryScene, Scene, iter_blocks, open_sources
 from sarzoo.data.synthetic import SyntheticSAR
 from sarzoo.errors import SarzooError

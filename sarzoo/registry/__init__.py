@@ -28,9 +28,19 @@ from pluggy import PluginValidationError
 from sarzoo.errors import PluginError, SarzooError, describe
 from sarzoo.interfaces import Component, Provenance
 from sarzoo.registry import diagnostics
-from sarzoo.registry.discovery import (DECLARATION_GROUP, FIRST_PARTY_DISTRIBUTION, STATUSES, PluginRecord,
-                                       Policy, _env_flag, declared_names, discover, normalize, record_for,
-                                       sort_entry_points)
+from sarzoo.registry.discovery import (
+    DECLARATION_GROUP,
+    FIRST_PARTY_DISTRIBUTION,
+    STATUSES,
+    PluginRecord,
+    Policy,
+    _env_flag,
+    declared_names,
+    discover,
+    normalize,
+    record_for,
+    sort_entry_points,
+)
 from sarzoo.registry.hooks import Hooks
 from sarzoo.registry.table import ComponentTable, split_name, validate
 

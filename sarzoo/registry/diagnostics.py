@@ -17,7 +17,7 @@ anything else gets the "unknown name" message with suggestions.
 from __future__ import annotations
 
 from sarzoo.errors import did_you_mean
-from sarzoo.registry.discovery import Policy, PluginRecord, normalize
+from sarzoo.registry.discovery import PluginRecord, Policy, normalize
 from sarzoo.registry.table import ComponentTable
 
 

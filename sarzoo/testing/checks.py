@@ -590,7 +590,6 @@ def components_of(target: Any, registry=None) -> tuple[list[Component], list[str
         comps = [c for c in reg.components()
                  if normalize(c.provenance.distribution) == normalize(target)]
         return comps, problems
-    from sarzoo.registry import Registry
     reg = Registry(entry_points=[], strict=False, disabled=set())
     name = getattr(target, "__name__", type(target).__name__)
     rec = reg.register_plugin(target, name=name, distribution="<local>",
