@@ -1,7 +1,19 @@
-"""``sarzoo train``: train a recipe on the embedded synthetic SAR data or on your files."""
+"""``sarzoo train``: train a recipe on the embedded synthetic SAR data or on your files.
+
+The training package reports what happens (``sarzoo.train.observer``); this module says it to the
+user, every line of it, and turns the run's ``TrainResult`` into the exit status.
+"""
 from __future__ import annotations
 
 import argparse
+import math
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sarzoo.train.observer import EpochRecord, Observer, RunInfo, StepRecord, TrainResult
 
 NAME = "train"
 HELP = "train a recipe (embedded synthetic SAR data, or --data files); checkpoints, TensorBoard, resume"
@@ -43,6 +55,176 @@ def run(args) -> int:
     for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps)):
         if v is not None and v < 1:
             raise SarzooError(f"{flag} must be at least 1, got {v}")
-    from sarzoo.train.run import run_training
+    from sarzoo.train.run import prepare_run  # torch loads here, never at `sarzoo --help`
 
-    return run_training(args)
+    console = Console(args)
+    prepared = prepare_run(args, console)
+    console.run_lines(prepared)
+    result = prepared.trainer.fit(prepared.run_dir, console)
+    code = exit_code(result)
+    if code == 0:
+        run_dir = result.run_dir
+        target = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
+        console.say(f"logs       {run_dir / 'log.jsonl'}, previews in {run_dir / 'previews'}; "
+                    f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+        console.say(f"next       sarzoo eval {target}")
+    return code
+
+
+def exit_code(result: TrainResult) -> int:
+    """0 for a run that ended as planned, 2 for non-finite losses, 128 + signal number for a signal."""
+    if result.reason == "nonfinite":
+        return 2
+    if result.reason == "signal":
+        return 128 + int(result.signal)
+    return 0
+
+
+def _fmt(v: float | None, spec: str = ".3f") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def resume_hint(args, path: Path) -> str:
+    """The command line that continues this run: the user's own arguments, with --resume."""
+    parts = ["sarzoo", "train", args.recipe]
+    for d in args.data or []:
+        parts += ["--data", d]
+    for s in args.overrides or []:
+        parts += ["--set", s]
+    for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps), ("--seed", args.seed)):
+        if v is not None:
+            parts += [flag, str(v)]
+    if args.device not in (None, "auto"):
+        parts += ["--device", args.device]
+    parts += ["--resume", str(path)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+class Console(Observer):
+    """What the user sees of a run: one line per event on stdout (errors on stderr), and the progress bar.
+
+    Lines go through ``Progress.write`` so that they never break a bar that is being drawn."""
+
+    def __init__(self, args):
+        from sarzoo.train.progress import Progress
+
+        self.args = args
+        self.progress = Progress()
+        self.bar = None
+
+    def say(self, line: str) -> None:
+        self.progress.write(line)
+
+    @staticmethod
+    def error(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    # -- preparation ----------------------------------------------------------------------------
+    def on_prepare(self, event: str, **facts: Any) -> None:
+        if event == "no_previous_run":
+            self.say(f"resume     no previous run of '{facts['recipe']}' with a last.pt found: starting a new run")
+        elif event == "restart_in_place":
+            self.say(f"resume     {facts['run_dir']} has no last.pt yet (stopped before its first checkpoint): "
+                     f"starting the run afresh in it")
+        elif event == "checkpoint_preprocessing":
+            prep = facts["preprocessing"]
+            self.say(f"note       preprocessing refitted on the data differs from the checkpoint's; using the "
+                     f"checkpoint's ({prep.vmin:.2f}..{prep.vmax:.2f} dB)")
+
+    def run_lines(self, prepared) -> None:
+        paths, prep, info = prepared.recipe["data"]["paths"], prepared.preprocessing, prepared.data_info
+        source = ("synthetic SAR (embedded, with clean reflectivity)" if paths is None else
+                  f"{len(paths)} path(s): " + ", ".join(paths[:3]) + (" …" if len(paths) > 3 else ""))
+        self.say(f"run        {prepared.run_dir}")
+        self.say(f"data       {source}")
+        self.say(f"           {info['n_train']} training patches from {info['train_scenes']} scenes, {info['n_val']} "
+                 f"validation patches from {info['val_scenes']} scenes (split by scene), "
+                 f"{prepared.recipe['data']['patch_size']} px; {prep.domain} → dB clipped to "
+                 f"{prep.vmin:.2f}..{prep.vmax:.2f} → [0, 1]")
+
+    # -- training -------------------------------------------------------------------------------
+    def on_start(self, info: RunInfo) -> None:
+        lat = "×".join(map(str, info.latent_shape))
+        self.say(f"model      {info.recipe}: {info.parameters:,} parameters, latent {lat} "
+                 f"({info.compression_ratio:g}× compression)")
+        self.say(f"device     {info.device}")
+        self.say(f"schedule   {info.epochs} epochs × {info.steps_per_epoch} steps (batch {info.batch_size})"
+                 + (f", at most {info.max_steps} steps" if info.max_steps else "")
+                 + f"; lr {info.lr:g}, warm-up {info.warmup_steps} steps")
+        if info.resumed_from is not None:
+            self.say(f"resumed    {info.resumed_from}: epoch {info.epoch + 1}, batch {info.batch_in_epoch}/"
+                     f"{info.steps_per_epoch}, step {info.step}")
+            if info.resumed_amp not in (None, info.amp):
+                # train.amp=auto resolves per machine; the run goes on, but not bit for bit as before
+                self.say(f"note       the checkpoint trained with amp {info.resumed_amp}, this machine uses "
+                         f"{info.amp} (train.amp={info.amp_setting}): training continues, not bitwise as before")
+        if info.n_val == 0:
+            # val_fraction 0, or a single scene whose held-out strip is thinner than a patch
+            self.say("note       no validation patches (data.val_fraction is 0, or the held-out part is "
+                     "smaller than a patch: give more scenes or raise data.val_fraction): best.pt, the "
+                     "plateau scheduler and early stopping follow the training loss")
+        ref = info.reference
+        if ref:
+            line = (f"reference  classical (area-down to the latent size, bicubic up) on validation: "
+                    f"PSNR {_fmt(ref.get('psnr'), '.2f')} dB, SSIM {_fmt(ref.get('ssim'))}")
+            if "psnr_clean" in ref:
+                line += f"; vs clean PSNR {_fmt(ref.get('psnr_clean'), '.2f')} dB"
+            self.say(line)
+
+    def on_steps_begin(self, epoch: int, epochs: int, done: int, total: int) -> None:
+        self.bar = self.progress.bar(total, done, f"epoch {epoch}/{epochs}")
+
+    def on_step(self, record: StepRecord) -> None:
+        if record.metrics is not None:
+            m = record.means
+            self.bar.set_postfix_str(f"loss {m['loss']:.4f} psnr {m['psnr']:.2f} ssim {m['ssim']:.3f} "
+                                     f"lr {record.lr:.2g}", refresh=False)
+        self.bar.update(1)
+
+    def on_nonfinite(self, record: StepRecord) -> None:
+        self.say(f"warning: non-finite loss or gradient at step {record.step}: step skipped "
+                 f"({record.nonfinite_in_a_row} in a row, {record.nonfinite_total} in total)")
+
+    def on_steps_end(self) -> None:
+        self.bar.close()
+        self.bar = None
+
+    def on_epoch(self, r: EpochRecord) -> None:
+        train, val, ref = r.train, r.val, r.reference
+        line = (f"epoch {r.epoch:>3}/{r.epochs}  train loss {_fmt(train.get('loss'), '.4f')} "
+                f"psnr {_fmt(train.get('psnr'), '.2f')}")
+        if val:
+            line += (f" | val loss {_fmt(val.get('loss'), '.4f')} psnr {_fmt(val.get('psnr'), '.2f')} "
+                     f"ssim {_fmt(val.get('ssim'))}")
+            if ref.get("psnr") is not None:
+                line += f" (ref {_fmt(ref.get('psnr'), '.2f')})"
+        line += f" | lr {r.lr:.2g} | {r.seconds:.1f}s" + (" *best" if r.improved else "")
+        self.say(line)
+
+    def on_signal(self, signum: int) -> None:
+        self.error(f"\nsarzoo train: {signal.Signals(signum).name} received: finishing the current step and "
+                   f"writing a checkpoint (send it again to abort without saving)")
+
+    def on_stop(self, result: TrainResult) -> None:
+        last, best = result.run_dir / "last.pt", result.run_dir / "best.pt"
+        if result.reason == "signal":
+            self.error(f"sarzoo train: stopped by {signal.Signals(result.signal).name} at epoch {result.epoch + 1}, "
+                       f"step {result.step}: checkpoint written to {last}. Resume with:\n"
+                       f"  {resume_hint(self.args, last)}")
+            return
+        if result.reason == "nonfinite":
+            self.error(f"sarzoo train: error: {result.message}")
+            return
+        if result.message:
+            self.say(result.message)
+        what = {"completed": f"finished {result.epoch} epochs", "max_steps": f"reached {result.step} steps",
+                "early_stopping": f"stopped early after {result.epoch} epochs"}[result.reason]
+        self.say(f"done       {what} ({result.step} steps)")
+        b, ref = result.best, result.reference
+        if best.exists() and b.get("epoch"):
+            line = (f"best       {best} (epoch {b['epoch']}): val PSNR {_fmt(b.get('psnr'), '.2f')} dB, "
+                    f"SSIM {_fmt(b.get('ssim'))}")
+            if ref.get("psnr") is not None and b.get("psnr") is not None:
+                line += f"; classical reference {ref['psnr']:.2f} dB ({b['psnr'] - ref['psnr']:+.2f} dB)"
+            self.say(line)
+        self.say(f"last       {last}")

@@ -48,12 +48,18 @@ def _mix(*ints: int) -> int:
     return x & 0x7FFFFFFFFFFFFFFF
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[tuple[int, int]]]:
-    """The batches of epoch ``epoch``: ``(epoch, index)`` pairs, shuffled, incomplete batch dropped."""
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
+                  world_size: int = 1) -> list[list[tuple[int, int]]]:
+    """This process's batches of epoch ``epoch``: ``(epoch, index)`` pairs, shuffled, incomplete batch dropped.
+
+    Every process draws the same permutation (it depends on ``(seed, epoch)`` only) and takes every
+    ``world_size``-th batch from ``rank`` on: the shards are disjoint and equally long (the batches
+    beyond a multiple of ``world_size`` are dropped), and a single process takes them all.
+    """
     g = torch.Generator().manual_seed(_mix(seed, epoch, 1))
     perm = torch.randperm(n, generator=g).tolist()
-    nb = n // batch_size
-    return [[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]] for b in range(nb)]
+    nb = n // batch_size // world_size * world_size
+    return [[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]] for b in range(rank, nb, world_size)]
 
 
 class SeededAugment(Dataset):
@@ -102,10 +108,12 @@ def val_loader(ds, batch_size: int, runtime) -> DataLoader:
                       generator=torch.Generator().manual_seed(0))
 
 
-def check_sizes(n_train: int, batch_size: int) -> int:
-    steps = n_train // batch_size
+def check_sizes(n_train: int, batch_size: int, world_size: int = 1) -> int:
+    """Steps per epoch (``len(epoch_batches(...))`` of every process), refusing a data set without one."""
+    steps = n_train // batch_size // world_size
     if steps < 1:
-        raise SarzooError(f"the training set has {n_train} patches, fewer than one batch of {batch_size} "
+        per = f" for each of {world_size} processes" if world_size > 1 else ""
+        raise SarzooError(f"the training set has {n_train} patches, fewer than one batch of {batch_size}{per} "
                           f"(the incomplete last batch is dropped): lower train.batch_size, add data, or use "
                           f"a smaller data.stride")
     return steps

@@ -2,6 +2,11 @@
 
 When stderr is not a terminal (CI, ``> log.txt``, a notebook cell capturing output) the bar is
 off and each epoch prints a single summary line, so logs stay readable.
+
+The command's console (``sarzoo.commands.train.Console``) drives it, not the training loop: the bar
+and the run's lines share one terminal, and only their one owner can write the lines through
+``tqdm.write`` so that they never break the bar; and a loop that draws nothing needs no change for
+processes that must stay silent (``Runtime.is_main``) or for callers that want no bar at all.
 """
 from __future__ import annotations
 

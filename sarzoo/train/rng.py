@@ -1,4 +1,4 @@
-"""RNG states of torch (CPU and CUDA), numpy and Python as tensors and ints.
+"""The global RNGs of torch (CPU and CUDA), numpy and Python: seeding them, and their states as tensors and ints.
 
 Why not the objects the libraries return: a checkpoint holds only what
 ``torch.load(weights_only=True)`` accepts, so resuming never needs to unpickle code.
@@ -10,6 +10,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed all three: the model's initialisation draws from torch's, plugins may draw from the others."""
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    torch.manual_seed(seed)
 
 
 def rng_state() -> dict[str, Any]:

@@ -1,18 +1,23 @@
-"""``sarzoo train``: from command-line arguments to a finished (or safely interrupted) run.
+"""``sarzoo train``'s preparation: from command-line arguments to a run ready to train.
 
 Order matters for "nothing already written is lost": the recipe is validated, the data opened and
 checked (every file, before any training) and the run directory chosen *before* anything is
-written. An existing run directory is never written into unless the run is being resumed.
+written. An existing run directory is never written into unless the run is being resumed. Nothing
+here prints: decisions the user should hear of go to the command's observer, as they are made.
 """
 from __future__ import annotations
 
 import copy
 import os
-import shlex
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sarzoo.errors import SarzooError
+
+if TYPE_CHECKING:
+    from sarzoo.train.observer import Observer
+    from sarzoo.train.trainer import Trainer
 
 RUN_ARTIFACTS = ("last.pt", "best.pt", "recipe.yaml", "log.jsonl", "tb")
 DEFAULT_RUNS = Path("runs")
@@ -73,22 +78,7 @@ def recipe_differences(old: dict, new: dict, ignore=RESUME_MAY_CHANGE) -> list[s
     return diffs
 
 
-# --- the command -------------------------------------------------------------------------------
-
-def _resume_hint(args, path: Path) -> str:
-    parts = ["sarzoo", "train", args.recipe]
-    for d in args.data or []:
-        parts += ["--data", d]
-    for s in args.overrides or []:
-        parts += ["--set", s]
-    for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps), ("--seed", args.seed)):
-        if v is not None:
-            parts += [flag, str(v)]
-    if args.device not in (None, "auto"):
-        parts += ["--device", args.device]
-    parts += ["--resume", str(path)]
-    return " ".join(shlex.quote(p) for p in parts)
-
+# --- the run -----------------------------------------------------------------------------------
 
 def _resolve(args):
     from sarzoo.builder import make_plan
@@ -134,15 +124,27 @@ def _find_resume(args, recipe) -> Path | None:
     return p
 
 
-def run_training(args) -> int:
+@dataclass
+class PreparedRun:
+    """A run ready to ``trainer.fit(run_dir)``: its directory exists and holds recipe.yaml."""
+
+    recipe: dict[str, Any]
+    run_dir: Path
+    trainer: Trainer
+    preprocessing: Any
+    data_info: dict[str, Any]
+
+
+def prepare_run(args, observer: Observer) -> PreparedRun:
+    """Everything before the first step, from the command's arguments; decisions go to ``observer.on_prepare``."""
     from sarzoo.data.dataset import build_datasets
     from sarzoo.recipes import dump
     from sarzoo import checkpoint
     from sarzoo.device import pick_device
+    from sarzoo.train.runtime import Runtime
     from sarzoo.train.trainer import Trainer
 
-    say = lambda s: print(s, flush=True)  # noqa: E731
-    recipe, plan = _resolve(args)
+    recipe, _ = _resolve(args)
     pick_device(args.device)  # an unusable --device fails here, before anything is written
     ckpt_path = _find_resume(args, recipe)
     ck = None
@@ -159,7 +161,7 @@ def run_training(args) -> int:
                                 "max steps may change. Start a new run (without --resume) to train something else.")
         run_dir = ckpt_path.parent
     elif args.resume == "auto":
-        say(f"resume     no previous run of '{recipe['name']}' with a last.pt found: starting a new run")
+        observer.on_prepare("no_previous_run", recipe=recipe["name"])
 
     # data first: every input file is opened and checked before anything is written
     data_cfg = recipe["data"]
@@ -169,21 +171,19 @@ def run_training(args) -> int:
 
         stored_prep = Preprocessing.from_dict(ck["preprocessing"])
         if stored_prep != prep:
-            say(f"note       preprocessing refitted on the data differs from the checkpoint's; using the checkpoint's "
-                f"({stored_prep.vmin:.2f}..{stored_prep.vmax:.2f} dB)")
+            observer.on_prepare("checkpoint_preprocessing", preprocessing=stored_prep)
         prep = stored_prep
         train_ds.preprocessing = prep
         val_ds.preprocessing = prep
-    source = "synthetic SAR (embedded, with clean reflectivity)" if data_cfg["paths"] is None else \
-        f"{len(data_cfg['paths'])} path(s): " + ", ".join(data_cfg["paths"][:3]) + (" …" if len(data_cfg["paths"]) > 3 else "")
     data_info = {"source": "synthetic" if data_cfg["paths"] is None else "files",
                  "train_scenes": len(train_ds.scene_ids), "val_scenes": len(val_ds.scene_ids),
                  "n_train": len(train_ds), "n_val": len(val_ds), "domain": prep.domain,
                  "clip_db": [prep.vmin, prep.vmax]}
 
     # everything that can still refuse (batch larger than the data, …) does so before the run dir exists
-    trainer = Trainer(recipe, run_dir if ck is not None else Path("."), train_ds, val_ds, prep, device=args.device,
-                      resume=ck, resume_hint=lambda p: _resume_hint(args, p), data_info=data_info)
+    cfg = recipe["train"]
+    runtime = Runtime.create(args.device, cfg["amp"], cfg["num_workers"])
+    trainer = Trainer(recipe, train_ds, val_ds, prep, runtime, resume=ck, data_info=data_info)
 
     if ck is None:
         if args.out:
@@ -191,8 +191,7 @@ def run_training(args) -> int:
             if args.resume == "auto" and is_run_dir(run_dir):
                 # --resume auto asked to continue this directory, and it has no last.pt: the earlier
                 # attempt stopped before its first checkpoint, so there is nothing to continue
-                say(f"resume     {run_dir} has no last.pt yet (stopped before its first checkpoint): "
-                    f"starting the run afresh in it")
+                observer.on_prepare("restart_in_place", run_dir=run_dir)
             elif is_run_dir(run_dir):
                 raise SarzooError(f"--out {run_dir} already holds a run (checkpoints/logs): nothing was written. "
                                   f"Continue it with --resume auto (or --resume {run_dir / 'last.pt'}), or choose "
@@ -203,18 +202,4 @@ def run_training(args) -> int:
         (run_dir / "recipe.yaml").write_text(
             f"# resolved recipe of this run (rebuilds the identical model): sarzoo build {run_dir / 'recipe.yaml'}\n"
             + dump(recipe), encoding="utf-8")
-
-    say(f"run        {run_dir}")
-    say(f"data       {source}")
-    say(f"           {len(train_ds)} training patches from {data_info['train_scenes']} scenes, {len(val_ds)} "
-        f"validation patches from {data_info['val_scenes']} scenes (split by scene), "
-        f"{recipe['data']['patch_size']} px; {prep.domain} → dB clipped to {prep.vmin:.2f}..{prep.vmax:.2f} → [0, 1]")
-
-    trainer.run_dir = run_dir
-    result = trainer.fit()
-    if result.exit_code == 0:
-        target = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
-        say(f"logs       {run_dir / 'log.jsonl'}, previews in {run_dir / 'previews'}; "
-            f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
-        say(f"next       sarzoo eval {target}")
-    return result.exit_code
+    return PreparedRun(recipe, run_dir, trainer, prep, data_info)

@@ -1,9 +1,11 @@
-"""Device and mixed-precision handling, in one place.
+"""Where and how the model runs, in one place: device, precision, and which process this is.
 
-Everything that depends on where the model runs (device choice, autocast dtype, GradScaler,
-moving batches, DataLoader workers and pinning) lives here, so adding DDP (rank, world size,
-rank-0-only writes), ``channels_last`` or ``torch.compile`` later touches this file and not the
-training loop.
+Everything that depends on it (device choice, autocast dtype, GradScaler, preparing the model,
+moving batches, DataLoader workers and pinning, rank and world size) lives here, so the fast path
+(``channels_last``, ``torch.compile``) and multi-process training (DDP) change this file and the
+data order (``train.data.epoch_batches``), not the training loop: the loop runs whatever
+``prepare_model`` returns, takes its shard of every epoch by ``rank``/``world_size``, and writes
+checkpoints, logs and previews only where ``is_main``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ class Runtime:
     amp: str                 # resolved: off | bf16 | fp16
     scaler: Any              # torch.amp.GradScaler or None
     num_workers: int
-    rank: int = 0            # DDP later: only rank 0 writes checkpoints and logs
+    rank: int = 0            # this process among world_size; only rank 0 writes (is_main)
     world_size: int = 1
 
     @classmethod
@@ -47,6 +49,13 @@ class Runtime:
             num_workers = 0 if dev.type == "cpu" else max(0, min(4, (os.cpu_count() or 1) - 1))
         return cls(dev, amp, scaler, int(num_workers))
 
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training step and validation run: today ``model`` moved to the device (in place).
+
+        Checkpoints, parameters and buffers are read from ``model`` itself, so a wrapper returned
+        here (``torch.compile``, DDP) never changes the state-dict keys of a checkpoint."""
+        return model.to(self.device)
+
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
@@ -58,6 +67,7 @@ class Runtime:
 
     @property
     def is_main(self) -> bool:
+        """The process that writes the run directory (checkpoints, logs, previews) and talks to the user."""
         return self.rank == 0
 
     @property

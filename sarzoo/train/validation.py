@@ -1,0 +1,83 @@
+"""Validation of the model during training, the classical reference on the same patches, and the preview.
+
+In fp32 whatever ``train.amp`` says: autocast is for training speed, and the numbers stored in
+checkpoints must be the ones ``sarzoo eval`` reproduces, hence the shared
+``sarzoo.metrics.batch_metrics``. The preview is a fixed set of validation patches, so the images of
+successive epochs compare.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+
+from sarzoo import metrics as M
+from sarzoo.images import triple_grid
+from sarzoo.train.data import collate, preview_indices, val_loader
+from sarzoo.train.loss import ReconstructionLoss
+from sarzoo.train.runtime import Runtime
+
+
+class Validation:
+    """``net`` is what runs forward; ``latent_numel`` sizes the classical reference to the model's code."""
+
+    def __init__(self, net: torch.nn.Module, val_ds, loss_fn: ReconstructionLoss, runtime: Runtime, batch_size: int,
+                 preprocessing: Any, latent_numel: int, preview_samples: int):
+        self.net, self.val_ds, self.loss_fn, self.rt = net, val_ds, loss_fn, runtime
+        self.batch_size = max(batch_size, 1)
+        self.preprocessing = preprocessing
+        self.latent_numel = latent_numel
+        self.preview_idx = preview_indices(len(val_ds), preview_samples)
+
+    @torch.no_grad()
+    def run(self, reference: bool = False, interrupted: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
+        """Mean validation metrics of the model (or, with ``reference``, of the classical reference).
+
+        None if ``interrupted()`` became true (a signal: the run stops at once rather than finish it)."""
+        if len(self.val_ds) == 0:
+            return {}
+        self.net.eval()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+
+        def add(k, v, n):
+            if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                return
+            sums[k] = sums.get(k, 0.0) + float(v) * n
+            counts[k] = counts.get(k, 0) + n
+
+        try:
+            for batch in val_loader(self.val_ds, self.batch_size, self.rt):
+                if interrupted():
+                    return None
+                batch = self.rt.to_device(batch)
+                x, mask = batch["x"], batch["mask"]
+                n = x.shape[0]
+                if reference:
+                    x_hat = M.classical_reference(x.float(), self.latent_numel)
+                else:
+                    x_hat = self.net(x)[0].float()
+                loss, parts = self.loss_fn(x_hat, x, mask)
+                add("loss", float(loss), n)
+                add("mse", float(parts["mse"]), n)
+                for k, v in M.batch_metrics(x, x_hat, mask, self.preprocessing, batch.get("clean")).items():
+                    add(k, v, n)
+                if "clean" in batch and reference:
+                    add("psnr_clean_input", M.psnr(batch["clean"], x, mask), n)
+        finally:
+            self.net.train()
+        return {k: sums[k] / counts[k] for k in sums}
+
+    @torch.no_grad()
+    def preview(self) -> torch.Tensor | None:
+        """The image grid (original | reconstruction | difference) of the fixed preview patches."""
+        if not self.preview_idx:
+            return None
+        batch = self.rt.to_device(collate([self.val_ds[i] for i in self.preview_idx]))
+        self.net.eval()
+        try:
+            x_hat = self.net(batch["x"])[0].float()
+        finally:
+            self.net.train()
+        return triple_grid(batch["x"], x_hat, mask=batch["mask"])

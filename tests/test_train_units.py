@@ -1,0 +1,145 @@
+"""The training loop's units and seams, each on its own: the data shard of a process, the schedule,
+what an observer hears, and that only the main process writes (issue 8 point 6).
+
+The end-to-end behaviour (figures, checkpoints, exact resume, messages, exit codes) is the other
+``test_train_*`` files' business.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from sarzoo.cli import make_parser
+from sarzoo.train.data import _mix, check_sizes, epoch_batches
+from sarzoo.train.observer import Observer
+from sarzoo.train.optim import Schedule, build_optimizer
+from sarzoo.train.run import prepare_run
+from sarzoo.train.runtime import Runtime
+from tests._train_common import STEPS_PER_EPOCH, one_torch_thread, train_args
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_torch_thread():
+        yield
+
+
+# --- the data order ----------------------------------------------------------------------------
+
+def _single_process_order(n, batch_size, seed, epoch):
+    """``epoch_batches`` as it was before processes had shards: one process must still get exactly this."""
+    g = torch.Generator().manual_seed(_mix(seed, epoch, 1))
+    perm = torch.randperm(n, generator=g).tolist()
+    return [[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]] for b in range(n // batch_size)]
+
+
+@pytest.mark.parametrize("n, batch_size, epoch", [(24, 4, 0), (26, 4, 3), (7, 3, 1)])
+def test_one_process_takes_the_whole_epoch_in_the_same_order(n, batch_size, epoch):
+    assert epoch_batches(n, batch_size, 5, epoch) == _single_process_order(n, batch_size, 5, epoch)
+    assert epoch_batches(n, batch_size, 5, epoch, rank=0, world_size=1) == _single_process_order(n, batch_size, 5,
+                                                                                                  epoch)
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+def test_processes_take_disjoint_equal_shards_of_the_same_order(world_size):
+    n, bs = 26, 4  # 6 whole batches
+    full = epoch_batches(n, bs, 5, 2)
+    shards = [epoch_batches(n, bs, 5, 2, rank=r, world_size=world_size) for r in range(world_size)]
+    per = len(full) // world_size
+    assert [len(s) for s in shards] == [per] * world_size == [check_sizes(n, bs, world_size)] * world_size
+    for r, shard in enumerate(shards):
+        assert shard == full[r::world_size][:per]
+    items = [i for s in shards for b in s for i in b]
+    assert len(items) == len(set(items))
+
+
+# --- the schedule --------------------------------------------------------------------------------
+
+def _cfg(**warmup):
+    return {"lr": 0.01, "optimizer": {"type": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
+            "warmup": {"epochs": 0.5, "start_factor": 0.1, **warmup},
+            "plateau": {"patience": 0, "factor": 0.5, "min_lr": 0.0}}
+
+
+def test_schedule_warms_up_per_step_then_plateau_takes_over_and_round_trips():
+    cfg = _cfg()
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg)
+    sched = Schedule(opt, cfg, steps_per_epoch=6)
+    assert sched.warmup_steps == 3
+    lrs = []
+    for step in range(5):
+        sched.before_step(step)
+        lrs.append(sched.lr)
+    assert lrs == pytest.approx([0.001, 0.004, 0.007, 0.01, 0.01])
+    sched.after_epoch(2, 1.0)  # still warming up: the plateau scheduler does not judge
+    sched.after_epoch(6, math.nan)  # nothing to judge
+    assert sched.plateau.num_bad_epochs == 0
+    sched.after_epoch(6, 1.0)
+    sched.after_epoch(12, 1.0)  # no improvement, patience 0: halved
+    assert sched.lr == pytest.approx(0.005)
+
+    other = Schedule(build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg), cfg, steps_per_epoch=6)
+    other.load_state_dict(sched.state_dict())
+    assert other.state_dict() == sched.state_dict() and set(sched.state_dict()) == {"plateau"}
+
+
+# --- the observer and the main process -----------------------------------------------------------
+
+class Recorder(Observer):
+    def __init__(self):
+        self.calls = []
+
+    def on_start(self, info):
+        self.calls.append(("start", info.step))
+
+    def on_steps_begin(self, epoch, epochs, done, total):
+        self.calls.append(("steps_begin", epoch, done, total))
+
+    def on_step(self, record):
+        self.calls.append(("step", record.step))
+
+    def on_steps_end(self):
+        self.calls.append(("steps_end",))
+
+    def on_epoch(self, record):
+        self.calls.append(("epoch", record.epoch, record.step, record.improved))
+
+    def on_stop(self, result):
+        self.calls.append(("stop", result.reason, result.step))
+
+
+def _prepare(out, max_steps):
+    return prepare_run(make_parser().parse_args(train_args(out, "--max-steps", max_steps)), Observer())
+
+
+def test_the_observer_hears_the_run_and_the_result_says_why_it_stopped(tmp_path):
+    prepared = _prepare(tmp_path / "run", STEPS_PER_EPOCH + 1)
+    rec = Recorder()
+    result = prepared.trainer.fit(prepared.run_dir, rec)
+    assert result.reason == "max_steps" and result.step == STEPS_PER_EPOCH + 1 and result.epoch == 1
+    steps = [("step", s) for s in range(1, STEPS_PER_EPOCH + 1)]
+    assert rec.calls == [("start", 0), ("steps_begin", 1, 0, STEPS_PER_EPOCH), *steps, ("steps_end",),
+                         ("epoch", 1, STEPS_PER_EPOCH, True), ("steps_begin", 2, 0, STEPS_PER_EPOCH),
+                         ("step", STEPS_PER_EPOCH + 1), ("steps_end",), ("stop", "max_steps", STEPS_PER_EPOCH + 1)]
+
+
+def test_only_the_main_process_writes_or_reports(tmp_path, monkeypatch):
+    """A process of rank 1 trains its shard (half the batches of each epoch) but writes nothing into the
+    run directory and tells its observer nothing: checkpoints, logs and previews are rank 0's."""
+    create = Runtime.create.__func__
+
+    def second_of_two(cls, *args):
+        return dataclasses.replace(create(cls, *args), rank=1, world_size=2)
+
+    monkeypatch.setattr(Runtime, "create", classmethod(second_of_two))
+    prepared = _prepare(tmp_path / "run", 4)
+    assert not prepared.trainer.rt.is_main and prepared.trainer.steps_per_epoch == STEPS_PER_EPOCH // 2
+    before = sorted(p.name for p in prepared.run_dir.iterdir())
+    rec = Recorder()
+    result = prepared.trainer.fit(prepared.run_dir, rec)
+    assert (result.reason, result.epoch, result.step) == ("max_steps", 1, 4)
+    assert sorted(p.name for p in prepared.run_dir.iterdir()) == before == ["recipe.yaml"]
+    assert rec.calls == []
