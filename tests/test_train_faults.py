@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from sarzoo.cli import main
-from sarzoo.errors import SarzooError
 from sarzoo.checkpoint import FORMAT
 from sarzoo.checkpoint import read as load_checkpoint
+from sarzoo.cli import main
+from sarzoo.errors import SarzooError
 from tests._train_common import TINY, log_records, one_torch_thread, train_args
 
 

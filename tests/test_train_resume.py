@@ -21,8 +21,14 @@ import torch
 
 from sarzoo.checkpoint import FAULT_ENV, TMP_PREFIX
 from sarzoo.checkpoint import read as load_checkpoint
-from tests._train_common import (assert_same_training_state, log_records, run_sarzoo, sarzoo_cmd,
-                                 subprocess_env, train_args)
+from tests._train_common import (
+    assert_same_training_state,
+    log_records,
+    run_sarzoo,
+    sarzoo_cmd,
+    subprocess_env,
+    train_args,
+)
 
 N = 20  # 3 epochs of 6 steps + 2 steps into the 4th
 

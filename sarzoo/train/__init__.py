@@ -1,7 +1,8 @@
-"""Training: the ``train:`` recipe section, loss, trainer, checkpoints, logging.
+"""Training: the loop and its parts (optimizer and schedule, one step, state, validation, signals),
+the run it belongs to, and what it records.
 
-Import-light (no torch at import): ``sarzoo.schema`` imports ``sarzoo.train.config``. The heavy
-names load on first attribute access.
+Builds on the core (config, plan, model, checkpoint, data, metrics); the core never imports it.
+Import-light (no torch at import): the heavy names load on first attribute access.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 _LAZY = {
     "Trainer": "sarzoo.train.trainer",
     "ReconstructionLoss": "sarzoo.train.loss",
-    "train_defaults": "sarzoo.train.config",
 }
 
 __all__ = list(_LAZY)

@@ -1,4 +1,4 @@
-"""Training data around ``sarzoo.data``: effective config, resumable order, seeded augmentation.
+"""Training data around ``sarzoo.data``: resumable order, seeded augmentation, loaders.
 
 Why not ``shuffle=True``: a resumed run must see exactly the batches the interrupted one would
 have seen. The order of epoch ``e`` is a permutation drawn from a generator seeded with
@@ -8,34 +8,12 @@ global RNGs, so DataLoader workers, their number, and resuming change nothing.
 """
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sarzoo.errors import RecipeError, SarzooError
-
-
-def effective_data_config(recipe: dict[str, Any], total_stride: int) -> dict[str, Any]:
-    """The recipe's ``data:`` section with its ``null`` defaults made explicit."""
-    d = copy.deepcopy(recipe["data"])
-    h, w = recipe["input"]["size"]
-    if d.get("patch_size") is None:
-        if h != w:
-            raise RecipeError(f"input.size {h}×{w} is not square and patches are: set data.patch_size",
-                              key="data.patch_size")
-        d["patch_size"] = int(h)
-    if d.get("stride") is None:
-        d["stride"] = d["patch_size"]
-    syn = d.get("synthetic") or {}
-    if syn.get("size") is None:
-        syn["size"] = 2 * d["patch_size"]
-    d["synthetic"] = syn
-    if d["patch_size"] % total_stride:
-        raise RecipeError(f"patch size {d['patch_size']} is not a multiple of the encoder's total stride "
-                          f"{total_stride}", key="data.patch_size")
-    return d
+from sarzoo.errors import SarzooError
 
 
 def _mix(*ints: int) -> int:

@@ -80,22 +80,16 @@ def recipe_differences(old: dict, new: dict, ignore=RESUME_MAY_CHANGE) -> list[s
 
 # --- the run -----------------------------------------------------------------------------------
 
-def _resolve(args):
-    from sarzoo.builder import make_plan
-    from sarzoo.recipes import apply_override, load_raw
-    from sarzoo.schema import resolve
-    from sarzoo.train.data import effective_data_config
+def _plan(args):
+    """The recipe with the command's overrides, resolved and planned: the one load → resolve → plan."""
+    from sarzoo import config
+    from sarzoo.plan import make_plan
 
-    raw = load_raw(args.recipe, list(args.overrides or []))
-    if args.data:
-        apply_override(raw, "data.paths", [_abs_path(p) for p in args.data])
-    for key, v in (("train.epochs", args.epochs), ("train.max_steps", args.max_steps), ("train.seed", args.seed)):
-        if v is not None:
-            apply_override(raw, key, v)
-    recipe = resolve(raw)
-    plan = make_plan(recipe, raw)
-    recipe["data"] = effective_data_config(recipe, plan.total_stride)
-    return recipe, plan
+    flags = {"data.paths": [_abs_path(p) for p in args.data] if args.data else None,
+             "train.epochs": args.epochs, "train.max_steps": args.max_steps, "train.seed": args.seed}
+    loaded = config.load_with_origins(args.recipe, list(args.overrides or []),
+                                      extra={k: v for k, v in flags.items() if v is not None})
+    return make_plan(loaded.recipe, loaded.raw)
 
 
 def _abs_path(p: str) -> str:
@@ -137,14 +131,15 @@ class PreparedRun:
 
 def prepare_run(args, observer: Observer) -> PreparedRun:
     """Everything before the first step, from the command's arguments; decisions go to ``observer.on_prepare``."""
-    from sarzoo.data.dataset import build_datasets
-    from sarzoo.recipes import dump
     from sarzoo import checkpoint
+    from sarzoo.config import dump
+    from sarzoo.data.dataset import build_datasets
     from sarzoo.device import pick_device
     from sarzoo.train.runtime import Runtime
     from sarzoo.train.trainer import Trainer
 
-    recipe, _ = _resolve(args)
+    plan = _plan(args)
+    recipe = plan.recipe
     pick_device(args.device)  # an unusable --device fails here, before anything is written
     ckpt_path = _find_resume(args, recipe)
     ck = None
@@ -183,7 +178,7 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
     # everything that can still refuse (batch larger than the data, …) does so before the run dir exists
     cfg = recipe["train"]
     runtime = Runtime.create(args.device, cfg["amp"], cfg["num_workers"])
-    trainer = Trainer(recipe, train_ds, val_ds, prep, runtime, resume=ck, data_info=data_info)
+    trainer = Trainer(plan, train_ds, val_ds, prep, runtime, resume=ck, data_info=data_info)
 
     if ck is None:
         if args.out:

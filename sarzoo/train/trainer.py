@@ -20,11 +20,22 @@ from typing import Any
 
 from sarzoo import checkpoint
 from sarzoo.images import write_png
+from sarzoo.model import build_model
+from sarzoo.plan import Plan
 from sarzoo.train.data import SeededAugment, check_sizes, epoch_batches, train_loader
 from sarzoo.train.logbook import RunLog
 from sarzoo.train.loss import ReconstructionLoss
-from sarzoo.train.observer import (EpochRecord, Observer, RunInfo, StepRecord, TrainResult, early_stopping_message,
-                                   kept_checkpoint, nonfinite_streak_message, nonfinite_weights_message)
+from sarzoo.train.observer import (
+    EpochRecord,
+    Observer,
+    RunInfo,
+    StepRecord,
+    TrainResult,
+    early_stopping_message,
+    kept_checkpoint,
+    nonfinite_streak_message,
+    nonfinite_weights_message,
+)
 from sarzoo.train.optim import Schedule, build_optimizer
 from sarzoo.train.rng import seed_everything
 from sarzoo.train.runtime import Runtime
@@ -37,7 +48,7 @@ Stop = tuple[str, "str | None"]   # (reason, message)
 
 
 class Trainer:
-    """Train the model of a resolved recipe on prepared datasets.
+    """Train the model of a plan (its ``recipe`` is the resolved recipe) on prepared datasets.
 
     ``train_ds``/``val_ds`` are ``sarzoo.data.PatchDataset``-like (items ``x``, ``mask``, optional
     ``clean``); ``preprocessing`` is stored in every checkpoint. ``resume`` is a loaded checkpoint
@@ -45,16 +56,14 @@ class Trainer:
     other data) does so here, before ``fit`` writes anything.
     """
 
-    def __init__(self, recipe: dict[str, Any], train_ds, val_ds, preprocessing, runtime: Runtime, *,
+    def __init__(self, plan: Plan, train_ds, val_ds, preprocessing, runtime: Runtime, *,
                  resume: dict[str, Any] | None = None, data_info: dict[str, Any] | None = None):
-        from sarzoo.builder import instantiate, make_plan
-
-        self.recipe, self.cfg, self.rt = recipe, recipe["train"], runtime
+        recipe = plan.recipe
+        self.plan, self.recipe, self.cfg, self.rt = plan, recipe, recipe["train"], runtime
         cfg = self.cfg
         self.seed = int(cfg["seed"])
         seed_everything(self.seed)  # before the model: its initialisation draws from torch's RNG
-        self.plan = make_plan(recipe)
-        self.model = instantiate(self.plan)
+        self.model = build_model(plan)
         self.net = runtime.prepare_model(self.model)
         optimizer = build_optimizer(self.model.parameters(), cfg)
         loss_fn = ReconstructionLoss.from_config(cfg["loss"])
