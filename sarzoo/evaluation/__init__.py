@@ -1,6 +1,6 @@
 """Evaluation of a trained checkpoint (what ``sarzoo eval`` reports), as data: no printing here.
 
-- ``data``: which regions, patches and windows are measured, read with which preprocessing;
+- ``selection``: which regions, patches and windows are measured, read with which preprocessing;
 - ``figures``: model and classical reference figures of an image or batch, and their means;
 - ``outputs``: what ``--save-images`` writes (PNG panels, reconstructions, ``metrics.json``);
 - ``run``: ``evaluate()``, one evaluation from checkpoint to report dict.

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from sarzoo.errors import SarzooError
-from sarzoo.evaluation.data import SCENE_WINDOW, eval_data, pieces
+from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, pieces
 from sarzoo.evaluation.figures import METRICS, figures, summarise
 
 __all__ = ["evaluate", "SCENE_WINDOW"]
