@@ -97,10 +97,11 @@ def jsonable(o):
         return {str(k): jsonable(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
         return [jsonable(v) for v in o]
-    if hasattr(o, "item") and callable(o.item) and getattr(o, "ndim", 0) == 0:
-        o = o.item()  # numpy / torch scalar
-    elif hasattr(o, "tolist") and callable(o.tolist):
-        return jsonable(o.tolist())  # arrays and tensors
+    if hasattr(o, "tolist") and callable(o.tolist):  # numpy / torch scalars, arrays and tensors
+        n = o.numel() if hasattr(o, "numel") else getattr(o, "size", None)
+        o = o.item() if n == 1 else o.tolist()
+        if isinstance(o, list):
+            return jsonable(o)
     if isinstance(o, bool):
         return o
     if isinstance(o, int):

@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from sarzoo.interfaces import KINDS
+
 NAME = "list"
 HELP = "list registered components (blocks, attention, upsample, stages) and where they come from"
 
-KIND_CHOICES = ("block", "attention", "upsample", "stage")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", nargs="?", choices=KIND_CHOICES, help="only this kind")
+    p.add_argument("kind", nargs="?", choices=KINDS, help="only this kind")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("-v", "--verbose", action="store_true", help="also show each component's options")
 

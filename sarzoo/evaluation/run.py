@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from sarzoo.errors import SarzooError
-from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, pieces
 from sarzoo.evaluation.figures import METRICS, figures, summarise
+from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, pieces
 
 __all__ = ["evaluate", "SCENE_WINDOW"]
 

@@ -13,25 +13,13 @@ the trainer flushes the writer before every checkpoint, so nothing up to that st
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-
-def _plain(v: Any) -> Any:
-    """JSON-safe: tensors to numbers, NaN/inf to None."""
-    if isinstance(v, torch.Tensor):
-        v = v.item() if v.numel() == 1 else v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    return v
+from sarzoo.files import jsonable
 
 
 class RunLog:
@@ -51,7 +39,7 @@ class RunLog:
     def event(self, event: str, **fields: Any) -> None:
         if self._jsonl is None:
             return
-        rec = {"event": event, "time": round(time.time(), 3), **_plain(fields)}
+        rec = {"event": event, "time": round(time.time(), 3), **jsonable(fields)}
         self._jsonl.write(json.dumps(rec) + "\n")
         self._jsonl.flush()
 
@@ -60,7 +48,7 @@ class RunLog:
         if self.writer is None:
             return
         for k, v in values.items():
-            v = _plain(v)
+            v = jsonable(v)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.writer.add_scalar(k, v, step)
 

@@ -135,6 +135,7 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
     from sarzoo.config import dump
     from sarzoo.data.dataset import build_datasets
     from sarzoo.device import pick_device
+    from sarzoo.files import atomic_write_text
     from sarzoo.train.runtime import Runtime
     from sarzoo.train.trainer import Trainer
 
@@ -194,7 +195,7 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
             run_dir.mkdir(parents=True, exist_ok=True)
         else:
             run_dir = new_run_dir(DEFAULT_RUNS / recipe["name"])
-        (run_dir / "recipe.yaml").write_text(
-            f"# resolved recipe of this run (rebuilds the identical model): sarzoo build {run_dir / 'recipe.yaml'}\n"
-            + dump(recipe), encoding="utf-8")
+        atomic_write_text(run_dir / "recipe.yaml",
+                          f"# resolved recipe of this run (rebuilds the identical model): sarzoo build "
+                          f"{run_dir / 'recipe.yaml'}\n" + dump(recipe))
     return PreparedRun(recipe, run_dir, trainer, prep, data_info)
