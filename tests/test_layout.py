@@ -138,3 +138,21 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
         except AssertionError:
             continue
         raise AssertionError(f"{check.__name__} missed the violation")
+
+
+#: Modules that must work without torch: recipe checking and planning happen before any weight,
+#: and `sarzoo --help`, `sarzoo recipes` and `sarzoo.load_recipe` must stay instant.
+TORCH_FREE = ("sarzoo.config", "sarzoo.plan", "sarzoo.catalog", "sarzoo.interfaces", "sarzoo.errors",
+              "sarzoo.files", "sarzoo.hookspecs", "sarzoo.registry", "sarzoo._version")
+
+
+def test_planner_and_config_import_no_torch():
+    bad = []
+    for name, path in modules().items():
+        if not any(name == m or name.startswith(m + ".") for m in TORCH_FREE):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{name} imports {n}" for n in names if n.split(".")[0] in ("torch", "numpy")]
+    assert not bad, "\n".join(bad)

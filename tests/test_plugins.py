@@ -475,3 +475,15 @@ def test_build_names_the_component_whose_contract_lies(site, tmp_path):
     assert "encoder.stage0.block0 (block 'liar' from sarzoo-picky 0.9, recipe key 'encoder.stages[0].block') " \
            "produced (9, 16, 16) for an input of (8, 32, 32), but its declared contract promises (8, 16, 16)" \
            in proc.stderr, proc.stderr
+
+
+def test_the_python_api_gets_the_same_forward_pass_check(site, tmp_path):
+    """``sarzoo.build()`` builds through the same ``model.build_model`` as the command: a lying
+    contract is named there too, not left to fail later in someone's training loop."""
+    import sarzoo
+
+    with installed(site):
+        with pytest.raises(PluginError) as info:
+            sarzoo.build(_recipe(tmp_path, block="liar"))
+    assert "block 'liar' from sarzoo-picky 0.9" in str(info.value)
+    assert "but its declared contract promises (8, 16, 16)" in str(info.value)
