@@ -21,9 +21,6 @@ class _NoBar:
     def set_postfix_str(self, s: str, refresh: bool = True) -> None:
         pass
 
-    def set_description_str(self, s: str, refresh: bool = True) -> None:
-        pass
-
     def close(self) -> None:
         pass
 
