@@ -35,7 +35,7 @@ from sarzoo.errors import SarzooError, first_line
 from sarzoo.files import TMP_PREFIX, atomic_write, remove_partial
 
 FORMAT = "sarzoo.checkpoint/1"
-KINDS = ("training", "model")
+CHECKPOINT_KINDS = ("training", "model")
 #: Format of model files written by sarzoo 0.1's ``sarzoo build --output``; still read.
 LEGACY_MODEL_FORMAT = "sarzoo.model/1"
 #: What a run directory means, by purpose (see the module docstring).
@@ -50,8 +50,8 @@ RUN_DIR_FILES = {"model": ("best.pt", "last.pt"), "resume": ("last.pt",)}
 FAULT_ENV = "SARZOO_TEST_SIGKILL"
 _saves = 0
 
-__all__ = ["FORMAT", "KINDS", "FAULT_ENV", "TMP_PREFIX", "resolve_path", "read", "write", "model_payload",
-           "build_model", "preprocessing_of", "remove_partial", "fault_point"]
+__all__ = ["FORMAT", "CHECKPOINT_KINDS", "FAULT_ENV", "TMP_PREFIX", "resolve_path", "read", "write", "model_payload",
+           "model_from_checkpoint", "preprocessing_of", "remove_partial", "fault_point"]
 
 
 def fault_point(kind: str, value: int) -> None:
@@ -138,7 +138,11 @@ def write(payload: dict[str, Any], path: str | os.PathLike) -> Path:
     _saves += 1
     data = plain(payload)
     n = _saves
-    return atomic_write(path, lambda f: torch.save(data, f), before_rename=lambda: fault_point("save", n))
+    try:
+        return atomic_write(path, lambda f: torch.save(data, f), before_rename=lambda: fault_point("save", n))
+    except OSError as exc:
+        raise SarzooError(f"{path}: cannot write the checkpoint ({exc.strerror or first_line(exc)}); "
+                          f"give a file path in a writable directory") from None
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -198,7 +202,7 @@ def read(path: str | os.PathLike, purpose: str = "model", map_location: Any = "c
     return obj
 
 
-def build_model(ckpt: dict[str, Any], device: Any = "cpu"):
+def model_from_checkpoint(ckpt: dict[str, Any], device: Any = "cpu"):
     """Rebuild the exact architecture from the stored resolved recipe and load the weights."""
     from sarzoo.model import build_model
     from sarzoo.plan import make_plan
@@ -225,7 +229,9 @@ def preprocessing_of(ckpt: dict[str, Any]):
 
     if ckpt.get("preprocessing") is not None:
         return Preprocessing.from_dict(ckpt["preprocessing"])
-    data = ckpt["recipe"].get("data") or {}
-    clip = data.get("clip") or {}
-    return Preprocessing(domain=data.get("domain", "intensity"), vmin=float(clip.get("vmin", -25.0)),
-                         vmax=float(clip.get("vmax", 0.0)), nodata=data.get("nodata"))
+    from sarzoo.config import defaults
+
+    data = {**defaults("data"), **(ckpt["recipe"].get("data") or {})}
+    clip = {**defaults("data")["clip"], **(data.get("clip") or {})}
+    return Preprocessing(domain=data["domain"], vmin=float(clip["vmin"]), vmax=float(clip["vmax"]),
+                         nodata=data["nodata"])

@@ -41,9 +41,10 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-def describe(exc: BaseException) -> str:
-    """``TypeName: first line`` of an exception (whitespace folded), for errors that quote a cause."""
-    text = " ".join(str(exc).split())
+def describe(exc: BaseException, whole: bool = False) -> str:
+    """``TypeName: first line`` of an exception, for errors that quote a cause; ``whole`` keeps every
+    line, folded into one (a plugin's failure reason, where pluggy explains on the later lines)."""
+    text = " ".join(str(exc).split()) if whole else (first_line(exc) if str(exc).strip() else "")
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

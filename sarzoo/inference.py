@@ -47,7 +47,7 @@ def load(checkpoint: str | os.PathLike, device: str = "cpu") -> Loaded:
     from sarzoo.device import pick_device
 
     ckpt = ck.read(checkpoint)
-    model = ck.build_model(ckpt, pick_device(device))
+    model = ck.model_from_checkpoint(ckpt, pick_device(device))
     model.eval()
     model.checkpoint_info = _checkpoint_info(ckpt)
     return Loaded(model, ck.preprocessing_of(ckpt))

@@ -2,11 +2,11 @@
 
 A component is a factory plus a *contract*: the contract says, without allocating anything,
 how the component maps an input shape ``(C, H, W)`` to an output shape and which input sizes it
-accepts. The builder walks a recipe through the contracts first, so a bad recipe fails with a
+accepts. The planner (``sarzoo.plan``) walks a recipe through the contracts first, so a bad recipe fails with a
 clear message before a single weight exists, and the conformance checks compare each
 component's real output with what its contract promised.
 
-Kinds and the arguments the builder passes to their factories:
+Kinds and the arguments the model builder passes to their factories:
 
 - ``block``: ``factory(in_channels, out_channels, stride, **options)``; output
   ``(out_channels, ceil(H / stride), ceil(W / stride))``.
@@ -14,8 +14,8 @@ Kinds and the arguments the builder passes to their factories:
 - ``upsample``: ``factory(in_channels, out_channels, scale, **options)``; output
   ``(out_channels, H * scale, W * scale)``.
 - ``stage``: composition, not a layer. ``factory(stage, **options)`` receives a resolved
-  ``StageSpec`` and returns the ordered list of ``Step`` s the stage is made of; the builder
-  checks and instantiates the steps, so stage plugins never bypass the contracts.
+  ``StageSpec`` and returns the ordered list of ``Step`` s the stage is made of; the planner
+  checks and the model builder instantiates the steps, so stage plugins never bypass the contracts.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 KINDS: tuple[str, ...] = ("block", "attention", "upsample", "stage")
-#: The arguments the builder passes to each layer kind's factory, besides the options.
+#: The arguments ``sarzoo.model`` passes to each layer kind's factory, besides the options.
 KIND_ARGS: dict[str, tuple[str, ...]] = {"block": ("in_channels", "out_channels", "stride"),
                                          "attention": ("channels",),
                                          "upsample": ("in_channels", "out_channels", "scale")}

@@ -13,7 +13,7 @@ from typing import Any
 
 from sarzoo.config import RawRecipe, keypath, load_with_origins, total_stride
 from sarzoo.config.source import PathKey
-from sarzoo.errors import PluginError, SarzooError, first_line
+from sarzoo.errors import PluginError, SarzooError, describe
 from sarzoo.interfaces import KIND_ARGS, Component, Ref, Shape, StageSpec, Step
 from sarzoo.registry import FIRST_PARTY_DISTRIBUTION, Registry, get_registry
 
@@ -230,10 +230,7 @@ def plan_recipe(recipe, overrides=None) -> Plan:
 def plugin_fault(comp: Component, what: str, exc: BaseException | None) -> str:
     """The message for a third-party component that misbehaves on a recipe its contract accepts."""
     p = comp.provenance
-    text = ""
-    if exc is not None:
-        detail = first_line(exc) if str(exc).strip() else ""
-        text = f" {type(exc).__name__}" + (f": {detail}" if detail else "")
+    text = f" {describe(exc)}" if exc is not None else ""
     return (f"{comp.kind} '{comp.name}' from {p.distribution} {p.version} (plugin '{p.plugin}'): "
             f"{what}{text}. This is a bug in {p.distribution}, not in the recipe; "
             f"`sarzoo check-plugin {p.distribution}` runs sarzoo's conformance checks on it")

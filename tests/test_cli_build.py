@@ -92,3 +92,9 @@ def test_core_imports_no_component():
     for f in (Path(__file__).resolve().parent.parent / "sarzoo").rglob("*.py"):
         text = f.read_text()
         assert "sarzoo_resnet" not in text and "sarzoo_attention" not in text, f
+
+
+def test_build_output_to_an_unwritable_place_is_a_clean_error(tmp_path):
+    res = run_cli("build", RECIPES / "tiny.yaml", "--output", tmp_path)  # a directory
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "cannot write the checkpoint" in res.stderr and str(tmp_path) in res.stderr

@@ -296,3 +296,24 @@ def test_recipes_command():
     items = {r["name"]: r for r in json.loads(res.stdout)}
     assert set(items["tiny"]) == {"name", "description", "path"}
     assert yaml.safe_load(open(items["res"]["path"]))["description"] == items["res"]["description"]
+
+
+def test_option_of_a_plugins_own_type_is_checked_by_isinstance():
+    """The one checker knows YAML's types by name; any other type a plugin declares is isinstance."""
+    from sarzoo.interfaces import Option
+
+    opt = Option(tuple, (1, 2), "a pair")
+    assert opt.parse((3, 4)) == (3, 4) and opt.check((3, 4)) is None
+    assert "must be tuple" in opt.check([3, 4])
+    assert Option(float, 0.1).parse("2e-1") == 0.2  # the same rule as a recipe's float keys
+
+
+def test_dict_recipe_errors_name_the_dict_not_its_parent():
+    with pytest.raises(RecipeError) as exc:
+        sarzoo.load_recipe({"extends": "tiny", "train": {"lr": -1}})
+    assert exc.value.file == "<dict>" and exc.value.key == "train.lr"
+    with pytest.raises(RecipeError, match="'extends' must be a path or a list of paths"):
+        sarzoo.load_recipe({"extends": 3})
+    with pytest.raises(RecipeError, match="not valid YAML") as exc:
+        sarzoo.load_recipe("tiny", ["train.lr=[1,"])
+    assert "\n" not in str(exc.value)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from sarzoo import __version__
-from sarzoo.checkpoint import build_model as model_from_checkpoint
+from sarzoo.checkpoint import model_from_checkpoint
 from sarzoo.checkpoint import read as load_checkpoint
 from sarzoo.cli import main
 from tests._train_common import STEPS_PER_EPOCH, log_records, one_torch_thread, run_sarzoo, train_args

@@ -63,8 +63,10 @@ def run(args) -> int:
     result = prepared.trainer.fit(prepared.run_dir, console)
     code = exit_code(result)
     if code == 0:
+        from sarzoo.checkpoint import resolve_path
+
         run_dir = result.run_dir
-        target = run_dir / ("best.pt" if (run_dir / "best.pt").exists() else "last.pt")
+        target = resolve_path(run_dir)  # what `sarzoo eval` will take from this directory
         console.say(f"logs       {run_dir / 'log.jsonl'}, previews in {run_dir / 'previews'}; "
                     f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
         console.say(f"next       sarzoo eval {target}")

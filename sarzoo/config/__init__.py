@@ -13,12 +13,12 @@ from sarzoo.config.resolve import resolve, total_stride
 from sarzoo.config.schema import SECTIONS, Field, defaults, iter_keys
 from sarzoo.config.source import RawRecipe, apply_override, dump, find_recipe, keypath, load_raw
 
-__all__ = ["load", "load_with_origins", "Loaded", "resolve", "load_raw", "apply_override", "dump", "keypath",
+__all__ = ["load", "load_with_origins", "ResolvedRecipe", "resolve", "load_raw", "apply_override", "dump", "keypath",
            "find_recipe", "RawRecipe", "Field", "SECTIONS", "defaults", "iter_keys", "total_stride",
            "resolve_section"]
 
 
-class Loaded(NamedTuple):
+class ResolvedRecipe(NamedTuple):
     """A resolved recipe and the raw one it came from (which knows each key's file and line)."""
 
     recipe: dict[str, Any]
@@ -26,14 +26,14 @@ class Loaded(NamedTuple):
 
 
 def load_with_origins(recipe: str | Any | Mapping[str, Any], overrides=None,
-                      extra: Mapping[str, Any] | None = None, source: str = "<dict>") -> Loaded:
+                      extra: Mapping[str, Any] | None = None, source: str = "<dict>") -> ResolvedRecipe:
     """Read, inherit, override and resolve. ``extra``: ``{"a.b": v}`` applied after ``overrides``
     (what command-line flags such as ``--epochs`` stand for); ``source`` names a dict recipe in
     errors (e.g. the checkpoint it was stored in)."""
     raw = load_raw(recipe, overrides, source=source)
     for key, value in (extra or {}).items():
         apply_override(raw, key, value)
-    return Loaded(resolve(raw), raw)
+    return ResolvedRecipe(resolve(raw), raw)
 
 
 def load(recipe: str | Any | Mapping[str, Any], overrides=None) -> dict[str, Any]:

@@ -164,7 +164,7 @@ TRAIN: dict[str, Field] = {
     "lr": Field("float", "peak learning rate (after warm-up)", default=0.0001, min=0, max=10),
     "optimizer": Field(
         "section",
-        "optimizer",
+        "the optimizer: Adam as in the seeds, or AdamW",
         children={
             "type": Field("str", "adam, or adamw (decoupled weight decay)", default="adam", choices=("adam", "adamw")),
             "weight_decay": Field("float", "L2 penalty (adam) or decoupled weight decay (adamw)", default=0.0, min=0),
@@ -175,7 +175,7 @@ TRAIN: dict[str, Field] = {
     ),
     "warmup": Field(
         "section",
-        "warmup",
+        "linear learning-rate warm-up: the seeds start at lr/10 so early BatchNorm statistics settle",
         children={
             "epochs": Field(
                 "float",
@@ -191,7 +191,7 @@ TRAIN: dict[str, Field] = {
     ),
     "plateau": Field(
         "section",
-        "plateau",
+        "ReduceLROnPlateau on the validation loss, after the warm-up",
         children={
             "patience": Field(
                 "int",
@@ -206,7 +206,7 @@ TRAIN: dict[str, Field] = {
     ),
     "early_stopping": Field(
         "section",
-        "early stopping",
+        "stop when the validation loss no longer improves",
         children={
             "patience": Field(
                 "int",
@@ -233,7 +233,7 @@ TRAIN: dict[str, Field] = {
     ),
     "loss": Field(
         "section",
-        "loss",
+        "the training loss: MSE plus (1 − SSIM), weighted, no-data masked",
         children={
             "mse": Field("float", "weight of the MSE term", default=0.5, min=0),
             "ssim": Field(

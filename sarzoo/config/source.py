@@ -219,6 +219,15 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawRecipe:
     return merged
 
 
+def _key_paths(d: Any, prefix: PathKey = ()) -> list[PathKey]:
+    out: list[PathKey] = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.append(prefix + (k,))
+            out += _key_paths(v, prefix + (k,))
+    return out
+
+
 def parse_override(item: str) -> tuple[str, Any]:
     """``"a.b.c=value"`` → (``"a.b.c"``, value parsed as YAML)."""
     if "=" not in item:
@@ -227,7 +236,8 @@ def parse_override(item: str) -> tuple[str, Any]:
     try:
         value = parse_yaml(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise RecipeError(f"value of override '{item}' is not valid YAML: {exc}", file="--set",
+        problem = getattr(exc, "problem", None) or first_line(exc)
+        raise RecipeError(f"value of override '{item}' is not valid YAML: {problem}", file="--set",
                           key=key) from None
     return key.strip(), value
 
@@ -288,11 +298,19 @@ def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None, source: str
         data = copy.deepcopy(dict(recipe))
         parents = data.pop("extends", None)
         raw = RawRecipe({}, {(): Origin(source)}, source)
-        for parent in ([parents] if isinstance(parents, str) else parents or []):
+        if isinstance(parents, str):
+            parents = [parents]
+        if parents is not None and (not isinstance(parents, list)
+                                    or not all(isinstance(p, str) for p in parents)):
+            raise Origin(source).error("'extends' must be a path or a list of paths", ("extends",))
+        for parent in parents or []:
             base = _load_with_extends(_resolve_parent(parent, None), ())
             raw.data = deep_merge(raw.data, base.data)
             raw.origins.update(base.origins)
         raw.data = deep_merge(raw.data, data)
+        # the dict's own keys come from the dict, not from the parent that first had them
+        for key in _key_paths(data):
+            raw.origins[key] = Origin(source)
     else:
         raw = _load_with_extends(find_recipe(recipe), ())
     for key, value in normalise_overrides(overrides):

@@ -30,13 +30,17 @@ def type_names(types: Any) -> tuple[str, ...]:
             out.append(t)
         elif t in _PY_TYPES:
             out.append(_PY_TYPES[t])
+        elif isinstance(t, type):
+            out.append(t)  # a plugin's own option type (a tuple, an enum…): checked with isinstance
         else:
-            raise TypeError(f"unsupported value type {t!r}; use bool, int, float, str, list or dict")
+            raise TypeError(f"{t!r} is not a type")
     return tuple(out)
 
 
-def _as(value: Any, name: str) -> tuple[bool, Any]:
+def _as(value: Any, name: Any) -> tuple[bool, Any]:
     """Whether ``value`` is of the type ``name``, and the value converted to it."""
+    if isinstance(name, type):
+        return isinstance(value, name), value
     if name == "any":
         return True, value
     if name == "int":
@@ -72,7 +76,8 @@ def _as(value: Any, name: str) -> tuple[bool, Any]:
 def _expected(names: Sequence[str]) -> str:
     words = {"size2": "[height, width] (two integers) or one integer",
              "paths": "a path or a non-empty list of paths"}
-    return " or ".join(words.get(n) or _TYPE_WORDS.get(n, n) for n in names)
+    return " or ".join(n.__name__ if isinstance(n, type) else words.get(n) or _TYPE_WORDS.get(n, n)
+                       for n in names)
 
 
 def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: float | None = None,

@@ -51,7 +51,7 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
                           f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
     dev = pick_device(device)
-    model = ck.build_model(ckpt, dev)
+    model = ck.model_from_checkpoint(ckpt, dev)
     model.eval()
     ed = eval_data(ckpt, data, split, overrides)
     tile = int(ed.config["patch_size"])

@@ -109,7 +109,7 @@ class Registry:
         try:
             module = ep.load()
         except (Exception, SystemExit) as exc:  # a third-party import can raise anything
-            record.status, record.error = "failed", f"import of '{ep.value}' failed: {describe(exc)}"
+            record.status, record.error = "failed", f"import of '{ep.value}' failed: {describe(exc, whole=True)}"
             return
         self._register(module, record)
 
@@ -132,10 +132,10 @@ class Registry:
         except PluginValidationError as exc:
             record.status = "failed"
             record.error = (f"registration failed: its hookimpl does not match the hookspec "
-                            f"sarzoo_components() (sarzoo/hookspecs.py): {describe(exc)}")
+                            f"sarzoo_components() (sarzoo/hookspecs.py): {describe(exc, whole=True)}")
             return
         except (Exception, SystemExit) as exc:
-            record.status, record.error = "failed", f"registration failed: {describe(exc)}"
+            record.status, record.error = "failed", f"registration failed: {describe(exc, whole=True)}"
             return
         try:
             if not self._hooks.implements(plugin):
@@ -145,7 +145,7 @@ class Registry:
             self._table.check_new(found, record.distribution)
         except (Exception, SystemExit) as exc:
             self._hooks.unregister(plugin)
-            record.status, record.error = "failed", f"registration failed: {describe(exc)}"
+            record.status, record.error = "failed", f"registration failed: {describe(exc, whole=True)}"
             return
         module_name = getattr(plugin, "__name__", type(plugin).__name__)
         for comp in found:

@@ -9,7 +9,8 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import nn
 
-from sarzoo.errors import SarzooError, first_line
+from sarzoo.errors import SarzooError
+from sarzoo.errors import describe as _describe_exc
 from sarzoo.interfaces import KIND_ARGS, Component, Ref, StageSpec, Step, default_output_shape
 
 CHECKS: tuple[str, ...] = ("contract", "construct", "forward", "output_shape", "finite", "gradient",
@@ -65,7 +66,7 @@ class StageCase:
 
 
 def case_args(component: Component, case: Case) -> dict[str, Any]:
-    """Exactly what the builder would pass the factory: the kind's arguments, then all options."""
+    """Exactly what ``sarzoo.model`` would pass the factory: the kind's arguments, then all options."""
     if component.kind == "block":
         base = {"in_channels": case.channels, "out_channels": case.out_channels or case.channels,
                 "stride": case.stride}
@@ -228,10 +229,6 @@ def describe(component: Component, case: Case | StageCase, args: dict[str, Any])
     return f"{_label(component)} on input {case.input_shape} with {_arg_text(component, args)}"
 
 
-def _exc(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
-
-
 def _kind_rule_problem(component: Component, in_shape, args, declared) -> str | None:
     if len(declared) != 3 or any(v < 1 for v in declared):
         return f"output_shape declares {declared} for input {in_shape}: not three positive sizes"
@@ -291,7 +288,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
     try:
         reason = component.check(args) if component.check is not None else None
     except Exception as exc:
-        problems["contract"].append(f"its check() raised {_exc(exc)}")
+        problems["contract"].append(f"its check() raised {_describe_exc(exc)}")
         return finish()
     if reason:
         res.skipped = f"the contract rejects these arguments: {reason}"
@@ -299,7 +296,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
     try:
         m = int(component.multiple(args))
     except Exception as exc:
-        problems["contract"].append(f"its input_multiple() raised {_exc(exc)}")
+        problems["contract"].append(f"its input_multiple() raised {_describe_exc(exc)}")
         return finish()
     if m < 1:
         problems["contract"].append(f"input_multiple() is {m}; it must be >= 1")
@@ -311,7 +308,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
     try:
         declared = tuple(component.shape_after(in_shape, args))
     except Exception as exc:
-        problems["contract"].append(f"its output_shape() raised {_exc(exc)}")
+        problems["contract"].append(f"its output_shape() raised {_describe_exc(exc)}")
         return finish()
     problem = _kind_rule_problem(component, in_shape, args, declared)
     if problem:
@@ -333,7 +330,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
         try:
             module = component.factory(**args)
         except Exception as exc:
-            problems["construct"].append(f"the factory raised {_exc(exc)} although the contract "
+            problems["construct"].append(f"the factory raised {_describe_exc(exc)} although the contract "
                                          "accepts these arguments")
             return finish()
         if not isinstance(module, nn.Module):
@@ -351,7 +348,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
         try:
             out = module(xg)
         except Exception as exc:
-            problems["forward"].append(f"forward in train mode raised {_exc(exc)}")
+            problems["forward"].append(f"forward in train mode raised {_describe_exc(exc)}")
             return finish()
         if not isinstance(out, torch.Tensor):
             problems["forward"].append(f"forward returned {type(out).__name__}, not a tensor")
@@ -375,7 +372,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
             try:
                 (out * w).sum().backward()
             except Exception as exc:
-                problems["gradient"].append(f"backward raised {_exc(exc)}")
+                problems["gradient"].append(f"backward raised {_describe_exc(exc)}")
             else:
                 if xg.grad is None:
                     problems["gradient"].append("the input received no gradient")
@@ -406,7 +403,7 @@ def _check_case(component: Component, case: Case, *, seed: int, device: str | to
                 y1 = module(x)
                 y2 = module(x)
         except Exception as exc:
-            problems["eval_determinism"].append(f"forward in eval mode raised {_exc(exc)}")
+            problems["eval_determinism"].append(f"forward in eval mode raised {_describe_exc(exc)}")
             return finish()
         if not isinstance(y1, torch.Tensor) or not isinstance(y2, torch.Tensor):
             problems["eval_determinism"].append("forward in eval mode did not return a tensor")
@@ -446,7 +443,7 @@ def check_stage_case(component: Component, case: StageCase) -> CaseResult:
     try:
         reason = component.check(args) if component.check is not None else None
     except Exception as exc:
-        msgs.append(f"its check() raised {_exc(exc)}")
+        msgs.append(f"its check() raised {_describe_exc(exc)}")
         return finish()
     if reason:
         res.skipped = f"the contract rejects this stage: {reason}"
@@ -454,7 +451,7 @@ def check_stage_case(component: Component, case: StageCase) -> CaseResult:
     try:
         steps = component.factory(spec, **{k: v for k, v in args.items() if k != "stage"})
     except Exception as exc:
-        msgs.append(f"the factory raised {_exc(exc)} although its check() accepts the stage")
+        msgs.append(f"the factory raised {_describe_exc(exc)} although its check() accepts the stage")
         return finish()
     if not isinstance(steps, (list, tuple)):
         msgs.append(f"the factory returned {type(steps).__name__}, not a list of Steps")
