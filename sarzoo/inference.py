@@ -26,9 +26,17 @@ class Loaded(NamedTuple):
     def reconstruct(self, raw: Any, overlap: int = 0, batch_size: int = 16) -> Any:
         """Raw scene values (data's domain) → the model's reconstruction in the same domain.
 
-        No-data pixels (NaN, 0 in the linear domains, the declared nodata) come back as NaN.
+        No-data pixels (NaN, 0 in the linear domains, the declared nodata) come back as NaN. When
+        most valid pixels fall outside the checkpoint's clip range, a ``ClipRangeWarning`` says so.
         """
+        import warnings
+
+        from sarzoo.data.preprocess import ClipRangeWarning, clip_counts, clip_warning
+
         x, mask = self.preprocessing.forward(raw)
+        msg = clip_warning("the input", *clip_counts(x, mask), self.preprocessing)
+        if msg is not None:
+            warnings.warn(msg, ClipRangeWarning, stacklevel=2)
         y = reconstruct(self.model, x, overlap=overlap, batch_size=batch_size)
         out = self.preprocessing.inverse(y)
         if isinstance(out, torch.Tensor):

@@ -3,8 +3,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from sarzoo.catalog import builtin_dir
+
+# `pytest --hypothesis-profile=deep`: many more generated cases (e.g. the hostile data files of
+# tests/test_data_fuzz.py) than the default profile that CI runs.
+settings.register_profile("deep", max_examples=2000, deadline=None)
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = builtin_dir()  # the built-in recipes, where the installed sarzoo has them

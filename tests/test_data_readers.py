@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -243,3 +244,86 @@ def test_iter_blocks_cover():
     for r, c, h, w in iter_blocks(37, 53, block=16):
         seen[r:r + h, c:c + w] += 1
     assert (seen == 1).all()
+
+
+# --- hostile inputs: checked from headers, refused with the file named (see also test_data_fuzz.py) ---
+
+def test_non_regular_files_are_refused_without_opening(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    for p in (fifo, "/dev/zero"):  # opening either would hang or never end
+        with pytest.raises(SarzooError, match="not a regular data file") as e:
+            open_sources([p])
+        assert str(p) in str(e.value)
+        with pytest.raises(SarzooError, match="not a regular data file"):
+            open_file(p)
+    np.save(tmp_path / "ok.npy", np.ones((4, 4), np.float32))
+    assert expand_paths(tmp_path) == [str(tmp_path / "ok.npy")]  # inside a directory it is skipped
+
+
+@pytest.mark.parametrize("arr, needle", [
+    (np.zeros((4, 4), bool), "bool"),
+    (np.array([["a", "b"], ["c", "d"]]), "str"),
+    (np.zeros((2, 2, 2, 2), np.float32), "4-D"),
+    (np.zeros(5, np.float32), "1-D"),
+    (np.zeros((0, 4), np.float32), "empty"),
+])
+def test_unsupported_arrays_are_named(tmp_path, arr, needle):
+    for name in ("a.npy", "b.npz"):
+        p = tmp_path / name
+        np.save(p, arr) if name.endswith(".npy") else np.savez(p, x=arr)
+        with pytest.raises(SarzooError, match=needle) as e:
+            open_file(p)
+        assert str(p) in str(e.value)
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path):
+    p = tmp_path / "obj.npy"
+    np.save(p, np.array([[object(), None]], dtype=object), allow_pickle=True)
+    with pytest.raises(SarzooError, match="object"):
+        open_file(p)
+    np.savez(tmp_path / "obj.npz", x=np.array([[1, None]], dtype=object))
+    with pytest.raises(SarzooError, match="obj.npz:x.*object"):
+        open_file(tmp_path / "obj.npz")
+
+
+def test_truncated_npy_is_refused_from_its_header(tmp_path):
+    p = tmp_path / "cut.npy"
+    np.save(p, np.ones((100, 100), np.float32))
+    p.write_bytes(p.read_bytes()[:5000])
+    with pytest.raises(SarzooError, match=r"truncated .npy file: its header declares float32 \(100, 100\)"):
+        open_file(p)
+
+
+def test_npz_members_are_checked_without_decompressing(tmp_path):
+    from sarzoo.data import readers
+
+    p = tmp_path / "two.npz"
+    np.savez_compressed(p, a=np.full((20, 30), 2.0, np.float32), b=np.ones((2, 8, 8), np.uint16))
+    readers._NPZ_ARRAYS.clear()
+    scenes = open_file(p)
+    assert [s.id for s in scenes] == [f"{p}:a", f"{p}:b[0]", f"{p}:b[1]"]
+    assert not readers._NPZ_ARRAYS.items  # validation read headers only
+    np.testing.assert_array_equal(scenes[0].read(1, 2, 3, 4), np.full((3, 4), 2.0, np.float32))
+    np.testing.assert_array_equal(scenes[2].read(0, 0, 8, 8), np.ones((8, 8), np.float32))
+    with zipfile.ZipFile(tmp_path / "extra.npz", "w") as zf:
+        zf.writestr("notes.txt", "hello")
+    with pytest.raises(SarzooError, match="'notes.txt' is not a .npy array"):
+        open_file(tmp_path / "extra.npz")
+
+
+def test_more_bands_than_channels_is_named(tmp_path):
+    p = tmp_path / "vv_vh.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=8, height=8, count=2, dtype="float32",
+                       crs="EPSG:32633", transform=Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4600000.0)) as dst:
+        dst.write(np.ones((2, 8, 8), np.float32))
+    with pytest.raises(SarzooError, match="has 2 bands, more than the recipe's input.channels = 1") as e:
+        open_sources([p], channels=1)
+    assert str(p) in str(e.value)
+    assert open_sources([p], channels=2)[0].shape == (8, 8)  # band 1, as before
+    from sarzoo.data import build_datasets
+
+    with pytest.raises(SarzooError, match="2 bands"):
+        build_datasets({"paths": [str(p)], "patch_size": 8, "min_valid": 0, "val_fraction": 0})

@@ -267,3 +267,52 @@ def test_evaluation_and_inference_stay_below_training_and_the_cli():
                 assert not name.startswith(("sarzoo.train", "sarzoo.commands", "sarzoo.cli")), (f.name, name)
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":
                 pytest.fail(f"{f.name} prints; only sarzoo/commands/ may")
+
+
+def _uncalibrated(tmp_path, name="s1_dn.npy"):
+    """Uncalibrated values, 30..50 dB read as intensity: far above any σ0 clip range."""
+    rng = np.random.default_rng(5)
+    p = tmp_path / name
+    np.save(p, (10.0 ** rng.uniform(3.0, 5.0, size=(96, 96))).astype(np.float32))
+    return p
+
+
+def test_clip_warning_names_the_file_fractions_and_remedy(run_dir, tmp_path, capsys):
+    from sarzoo.data.preprocess import ClipRangeWarning
+
+    bad = _uncalibrated(tmp_path)
+    good = tmp_path / "good.npy"
+    np.save(good, _speckled(96, 96))
+    with pytest.warns(ClipRangeWarning) as caught:
+        rep = _eval(run_dir / "best.pt", [str(bad), str(good)], device="cpu")
+    msgs = [str(w.message) for w in caught if issubclass(w.category, ClipRangeWarning)]
+    assert len(msgs) == 1 and rep["warnings"] == msgs  # the good file gets none
+    assert msgs[0].startswith(f"{bad}: 100% of the valid pixels") and "100% above" in msgs[0]
+    assert "calibrate" in msgs[0] and "data.domain" in msgs[0] and "retrain" in msgs[0]
+    with pytest.warns(ClipRangeWarning):  # patches only: counted on the patches read
+        assert len(_eval(run_dir / "best.pt", [str(bad)], scenes=False, device="cpu")["warnings"]) == 1
+    assert capsys.readouterr() == ("", "")  # evaluation prints nothing
+
+
+def test_clip_warning_is_one_stderr_line_of_the_command(run_dir, tmp_path):
+    bad = _uncalibrated(tmp_path)
+    r = run_cli("eval", run_dir / "best.pt", "--data", bad, "--no-patches", "--json", "--device", "cpu",
+                env={"OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {bad}: ") and "outside" in lines[0], r.stderr
+    assert json.loads(r.stdout)["warnings"] == [lines[0][len("warning: "):]]
+
+
+def test_loaded_reconstruct_warns_on_saturated_input(run_dir, tmp_path):
+    import warnings
+
+    import sarzoo
+    from sarzoo.data.preprocess import ClipRangeWarning
+
+    loaded = sarzoo.load(run_dir / "best.pt")
+    with pytest.warns(ClipRangeWarning, match="the input: 100% of the valid pixels"):
+        loaded.reconstruct(np.load(_uncalibrated(tmp_path)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ClipRangeWarning)
+        loaded.reconstruct(_speckled(64, 64))

@@ -10,6 +10,7 @@ import argparse
 import json
 import re
 import sys
+import warnings
 from typing import Any
 
 NAME = "eval"
@@ -48,13 +49,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Run the evaluation; print the text report (progress on stderr) or one JSON object on stdout."""
+    from sarzoo.data.preprocess import ClipRangeWarning
     from sarzoo.evaluation import evaluate  # torch loads here, never at `sarzoo --help`
     from sarzoo.images import DIFF_GAIN
 
     say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,
-                 scenes=not args.no_scenes, patches=not args.no_patches,
-                 batch_size=args.batch_size, device=args.device, save_images=args.save_images, progress=say)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ClipRangeWarning)
+        r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,
+                     scenes=not args.no_scenes, patches=not args.no_patches,
+                     batch_size=args.batch_size, device=args.device, save_images=args.save_images, progress=say)
+    for w in caught:  # ours as one line each on stderr (also with --json); anything else as Python shows it
+        if issubclass(w.category, ClipRangeWarning):
+            print(f"warning: {w.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.json:
         print(json.dumps(r, allow_nan=False))
     else:

@@ -103,13 +103,14 @@ def valid_fraction(p: PatchRef, prep: Preprocessing) -> float:
     return float(prep.mask(raw).mean())
 
 
-def open_scenes(cfg: dict[str, Any]) -> list[Scene]:
+def open_scenes(cfg: dict[str, Any], channels: int = 1) -> list[Scene]:
     """The scenes a resolved ``data:`` config names: its files, or the synthetic set when it has
-    no ``paths``. Training and evaluation must open the very same scenes for the split to match."""
+    no ``paths``. Training and evaluation must open the very same scenes for the split to match.
+    ``channels`` is the recipe's ``input.channels``: a file with more bands is refused."""
     if cfg["paths"] is None:
         syn = cfg["synthetic"]
         return synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"])
-    return open_sources(cfg["paths"], nodata=cfg["nodata"])
+    return open_sources(cfg["paths"], nodata=cfg["nodata"], channels=channels)
 
 
 def patches_of(regions: Sequence[Region], cfg: dict[str, Any], prep: Preprocessing) -> list[PatchRef]:
@@ -121,19 +122,21 @@ def patches_of(regions: Sequence[Region], cfg: dict[str, Any], prep: Preprocessi
     return out
 
 
-def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene] | None = None) -> DataSplit:
+def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene] | None = None,
+                   channels: int = 1) -> DataSplit:
     """Train/validation ``PatchDataset``s and the fitted ``Preprocessing`` from a ``data:`` section.
 
     ``config``: a recipe's resolved ``data:`` section, or a partial one (checked and completed
     by ``sarzoo.config.resolve_section``, the same rules as in a recipe). ``scenes`` bypasses
     ``paths``/synthetic (already opened scenes, e.g. from a test). Synthetic scenes are linear
-    intensity, so ``domain`` is forced to ``intensity`` for them.
+    intensity, so ``domain`` is forced to ``intensity`` for them. ``channels``: the recipe's
+    ``input.channels`` (files with more bands are refused).
     """
     from sarzoo.config import resolve_section
 
     cfg = resolve_section("data", config)
     if scenes is None:
-        scenes = open_scenes(cfg)
+        scenes = open_scenes(cfg, channels=channels)
         if cfg["paths"] is None:
             cfg["domain"] = "intensity"
     train_regions, val_regions = split_scenes(scenes, cfg["val_fraction"], cfg["seed"])

@@ -26,6 +26,39 @@ HIST_DB_MAX = 150.0
 HIST_BIN_DB = 0.01
 
 
+#: Warn when more than this share of the valid pixels of one file fall outside the clip range:
+#: the model then sees mostly 0 or 1 (e.g. uncalibrated Sentinel-1 digital numbers, 15..55 dB,
+#: against a model trained on σ0 from −26 to −2 dB: every pixel saturates) and its output is
+#: meaningless. The percentile clip itself cuts 2 % of the training pixels, so 50 % is far off.
+CLIP_WARN_FRACTION = 0.5
+
+
+class ClipRangeWarning(UserWarning):
+    """Most of a file's valid pixels fall outside the model's clip range (its output is garbage)."""
+
+
+def clip_counts(x01: Any, mask: Any) -> tuple[int, int, int]:
+    """``(valid, below, above)``: valid pixels of a preprocessed ``x01`` that sit at the clip range's
+    bounds (0 or 1 after clipping). Counted on values already read: no extra pass over the data."""
+    x = np.asarray(x01.detach().cpu() if _is_torch(x01) else x01)
+    m = np.asarray(mask.detach().cpu() if _is_torch(mask) else mask, dtype=bool)
+    v = x[m]
+    return int(v.size), int(np.count_nonzero(v <= 0.0)), int(np.count_nonzero(v >= 1.0))
+
+
+def clip_warning(where: str, valid: int, below: int, above: int, prep: "Preprocessing",
+                 threshold: float = CLIP_WARN_FRACTION) -> str | None:
+    """One line saying that ``where``'s values mostly fall outside the clip range, with the remedy;
+    None when at most ``threshold`` of its valid pixels were clipped."""
+    if valid <= 0 or (below + above) / valid <= threshold:
+        return None
+    return (f"{where}: {(below + above) / valid:.0%} of the valid pixels fall outside the model's clip range "
+            f"{prep.vmin:.2f}..{prep.vmax:.2f} dB ({below / valid:.0%} below, {above / valid:.0%} above, "
+            f"read as domain '{prep.domain}'), so the model sees saturated input and its output means little; "
+            f"calibrate the data to σ0, or say how to read it (--set data.domain=intensity|amplitude|db), or "
+            f"retrain (fit the clip range) on data like this")
+
+
 def _check_domain(domain: str) -> str:
     d = str(domain).lower()
     if d not in DOMAINS:

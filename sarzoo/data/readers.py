@@ -3,11 +3,18 @@
 Why windows: a Sentinel-1 GRD scene is ~25000 × 16000 pixels; cutting one 256 px patch must
 not load the whole scene. GeoTIFF/TIFF/PNG go through rasterio (GDAL), which reads only the
 tiles or strips a window touches and reports the file's nodata value; ``.npy`` files are
-memory-mapped. ``.npz`` members cannot be mapped (zip) and are loaded whole on first read.
+memory-mapped. ``.npz`` members cannot be mapped (zip) and are loaded whole on first read, so
+they are limited to ``MAX_WHOLE_BYTES`` decompressed.
 
 Why ``open_sources`` validates everything up front: a corrupt file found at epoch 7 wastes the
 six epochs before it. Headers are opened (and shapes/dtypes checked) before training starts,
 and any failure is a ``SarzooError`` naming the file.
+
+Why sizes are checked from headers before anything is read: a hostile or broken file (a zip
+bomb, a sparse GeoTIFF declaring 100000 × 100000 pixels, a FIFO or ``/dev/zero`` named as data)
+must end in a ``SarzooError`` within seconds, not in minutes of decompression, gigabytes of
+memory or a hang. Only regular files are opened; every declared size is checked against the
+limits below and against the file's real size first.
 
 Values come back as float32 with the file's nodata value (or the override) replaced by NaN,
 so downstream code has one no-data convention. Complex data (SLC) comes back as |z|², i.e.
@@ -17,19 +24,93 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 import warnings
+import zipfile
 from collections import OrderedDict
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from sarzoo.errors import SarzooError
+from sarzoo.errors import SarzooError, describe
 
 RASTER_EXTS = (".tif", ".tiff", ".gtiff", ".png")
 ARRAY_EXTS = (".npy", ".npz")
 SUPPORTED_EXTS = RASTER_EXTS + ARRAY_EXTS
+
+#: Largest array read whole into memory (decompressed bytes): a ``.npz`` member. Anything larger
+#: must be a file that can be read by window (``.npy`` is memory-mapped, GeoTIFF is tiled/stripped).
+MAX_WHOLE_BYTES = 512 * 2**20
+#: Largest scene (pixels, one band): 4·10⁹, about ten Sentinel-1 GRD scenes. A larger declared
+#: size is a broken or hostile header; streaming passes over it would run for hours.
+MAX_SCENE_PIXELS = 4 * 10**9
+#: Most scenes one file may declare (frames of an ``(N, H, W)`` stack, members of a ``.npz``).
+MAX_SCENES_PER_FILE = 100_000
+#: Largest ``.npy`` header read (numpy's own default limit).
+MAX_NPY_HEADER = 10_000
+
+
+def _mib(n: int | float) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def check_regular_file(path: str) -> os.stat_result:
+    """``os.stat`` of ``path`` if it is a regular file; ``SarzooError`` otherwise, without opening it.
+
+    Why ``stat`` and not ``open``: opening a FIFO blocks until a writer appears, and a device
+    such as ``/dev/zero`` never ends; neither is data a scene can be cut from.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise SarzooError(f"{path}: cannot access file ({exc.strerror or exc})") from exc
+    if stat.S_ISREG(st.st_mode):
+        return st
+    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
+            else "a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
+            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+    raise SarzooError(f"{path}: is {kind}, not a regular data file; give files, directories or glob patterns "
+                      f"of {', '.join(SUPPORTED_EXTS)} files")
+
+
+def check_dtype(where: str, dtype: Any) -> np.dtype:
+    """The dtype if sarzoo can read it as float32 values (integers, floats, complex as |z|²)."""
+    dt = np.dtype(dtype)
+    if dt.kind in "iufc" and dt.fields is None and not dt.shape:
+        return dt
+    what = {"O": "object: Python objects, never loaded as that needs pickle", "b": "bool", "U": "str",
+            "S": "bytes", "V": "structured", "M": "datetime", "m": "timedelta"}.get(dt.kind, "not numeric")
+    raise SarzooError(f"{where}: array dtype {dt} ({what}) is not supported; expected integer, float or "
+                      f"complex values (complex is read as intensity |z|²)")
+
+
+def check_shape(where: str, shape: tuple[int, ...]) -> tuple[tuple[int, int], list[int | None]]:
+    """``((H, W), frames)`` of an ``(H, W)`` or ``(N, H, W)`` array after checking the declared sizes."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 2:
+        hw, frames = shape, [None]
+    elif len(shape) == 3:
+        hw = shape[1:]
+        if shape[0] > MAX_SCENES_PER_FILE:
+            raise SarzooError(f"{where}: declares {shape[0]:,} frames (shape {shape}), more than the "
+                              f"{MAX_SCENES_PER_FILE:,} one file may hold; split it into several files")
+        frames = list(range(shape[0]))
+    else:
+        raise SarzooError(f"{where}: expected (H, W) or (N, H, W) array, got {len(shape)}-D shape {shape}")
+    if min(shape) < 1:
+        raise SarzooError(f"{where}: empty array of shape {shape}")
+    check_scene_size(where, hw[0], hw[1])
+    return (hw[0], hw[1]), frames
+
+
+def check_scene_size(where: str, height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise SarzooError(f"{where}: empty raster of {height} × {width} pixels")
+    if height * width > MAX_SCENE_PIXELS:
+        raise SarzooError(f"{where}: declares {height:,} × {width:,} = {height * width:,} pixels per band, more "
+                          f"than the {MAX_SCENE_PIXELS:,} sarzoo reads from one scene; the header is broken, "
+                          f"or cut the scene into smaller files")
 
 
 def _ext(path: str) -> str:
@@ -145,16 +226,27 @@ class RasterScene(Scene):
     from a small per-process cache of open files.
     """
 
-    def __init__(self, path: str, band: int = 1, nodata: float | None = None):
+    def __init__(self, path: str, band: int = 1, nodata: float | None = None, channels: int | None = None):
         self.path, self.band = str(path), int(band)
         self.id = self.group = self.path
         src = self._open()
+        # everything below comes from the header: nothing is read before the sizes are checked
+        if channels is not None and src.count > channels:
+            raise SarzooError(f"{self.path}: has {src.count} bands, more than the recipe's input.channels = "
+                              f"{channels}; give each band (polarisation) as its own single-band file "
+                              f"(e.g. `gdal_translate -b 1`)")
         if not 1 <= self.band <= src.count:
             raise SarzooError(f"{self.path}: has {src.count} band(s), band {self.band} requested")
         self.height, self.width = int(src.height), int(src.width)
+        check_scene_size(self.path, self.height, self.width)
+        self.dtype = src.dtypes[self.band - 1]
+        if self.dtype != "complex_int16":  # GDAL's CInt16 (SLC), read as complex64
+            try:
+                check_dtype(self.path, self.dtype)
+            except TypeError as exc:
+                raise SarzooError(f"{self.path}: raster data type {self.dtype} is not supported") from exc
         file_nodata = src.nodatavals[self.band - 1]
         self.nodata = nodata if nodata is not None else (None if file_nodata is None else float(file_nodata))
-        self.dtype = src.dtypes[self.band - 1]
 
     def _open(self) -> Any:
         def opener() -> Any:
@@ -184,44 +276,109 @@ class RasterScene(Scene):
         return _to_float(a, self.nodata)
 
 
-@lru_cache(maxsize=4)
-def _load_npz_member(path: str, key: str) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as z:
-        return z[key]
+class _ArrayCache:
+    """``.npz`` members loaded whole, most recently used first, at most ``MAX_WHOLE_BYTES`` in all
+    (the latest one is always kept): the first patch read of a member loads it anyway."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+
+    def get(self, key: tuple[str, str], loader: Callable[[], np.ndarray]) -> np.ndarray:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        a = loader()
+        self.items[key] = a
+        while len(self.items) > 1 and sum(v.nbytes for v in self.items.values()) > self.max_bytes:
+            self.items.popitem(last=False)
+        return a
+
+    def clear(self) -> None:
+        self.items.clear()
+
+
+_NPZ_ARRAYS = _ArrayCache(MAX_WHOLE_BYTES)
+
+
+def _read_npy_header(fp: Any, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, data offset)`` from a ``.npy`` header, reading only the header's bytes."""
+    from numpy.lib import format as npf
+
+    start = fp.tell()
+    try:
+        version = npf.read_magic(fp)
+        if version == (1, 0):
+            shape, _fortran, dtype = npf.read_array_header_1_0(fp, max_header_size=MAX_NPY_HEADER)
+        elif version in ((2, 0), (3, 0)):
+            shape, _fortran, dtype = npf.read_array_header_2_0(fp, max_header_size=MAX_NPY_HEADER)
+        else:
+            raise ValueError(f"unknown .npy format version {version}")
+    except Exception as exc:
+        raise SarzooError(f"{where}: not a readable .npy array ({describe(exc)})") from exc
+    return tuple(int(d) for d in shape), check_dtype(where, dtype), fp.tell() - start
+
+
+def _npy_nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    return n
+
+
+def _load_npz_member(path: str, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A ``.npz`` member, decompressed whole (it was checked to be at most ``MAX_WHOLE_BYTES``)."""
+    from numpy.lib import format as npf
+
+    with zipfile.ZipFile(path) as zf, zf.open(name) as f:
+        a = npf.read_array(f, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
+    if shape is not None and (a.shape != shape or a.dtype != dtype):
+        raise ValueError(f"holds {a.dtype} {a.shape}, was {dtype} {shape} when opened: the file changed")
+    return a
 
 
 class ArrayScene(Scene):
     """A 2-D array, or one frame of an ``(N, H, W)`` stack, from ``.npy`` (memory-mapped) or ``.npz``."""
 
     def __init__(self, path: str, frame: int | None, shape: tuple[int, int], key: str | None = None,
-                 nodata: float | None = None):
+                 nodata: float | None = None, member: tuple[str, tuple[int, ...], np.dtype] | None = None):
         self.path, self.frame, self.key = str(path), frame, key
         base = self.path if key is None else f"{self.path}:{key}"
         self.id = base if frame is None else f"{base}[{frame}]"
         self.group = self.path
         self.height, self.width = int(shape[0]), int(shape[1])
         self.nodata = nodata
+        self.member = member  # .npz: (zip member name, shape, dtype) as validated
 
     def _array(self) -> np.ndarray:
         if self.key is not None:
+            name, shape, dtype = self.member or (self.key + ".npy", None, None)
             try:
-                return _load_npz_member(self.path, self.key)
+                return _NPZ_ARRAYS.get((self.path, name), lambda: _load_npz_member(self.path, name, shape, dtype))
             except Exception as exc:
-                raise SarzooError(f"{self.path}: cannot read array {self.key!r} ({exc})") from exc
+                raise SarzooError(f"{self.path}: cannot read array {self.key!r} ({describe(exc)})") from exc
 
         def opener() -> np.ndarray:
             try:
                 return np.load(self.path, mmap_mode="r", allow_pickle=False)
             except Exception as exc:
-                raise SarzooError(f"{self.path}: cannot read .npy file ({exc})") from exc
+                raise SarzooError(f"{self.path}: cannot read .npy file ({describe(exc)})") from exc
 
         return _HANDLES.get(("npy", self.path), opener)
 
     def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
         self._check_window(row, col, h, w)
         a = self._array()
-        a = a[row:row + h, col:col + w] if self.frame is None else a[self.frame, row:row + h, col:col + w]
-        return _to_float(np.asarray(a), self.nodata)
+        try:
+            a = a[row:row + h, col:col + w] if self.frame is None else a[self.frame, row:row + h, col:col + w]
+            out = _to_float(np.asarray(a), self.nodata)
+        except (OSError, ValueError, IndexError) as exc:  # a memory map over a file truncated since
+            raise SarzooError(f"{self.id}: failed to read window (row={row}, col={col}, {h}x{w}): "
+                              f"{describe(exc)}") from exc
+        if out.shape != (h, w):
+            raise SarzooError(f"{self.id}: window (row={row}, col={col}, {h}x{w}) came back {out.shape}: "
+                              f"the file changed since it was opened")
+        return out
 
 
 class MemoryScene(Scene):
@@ -252,52 +409,99 @@ class MemoryScene(Scene):
 
 # --- opening and validating ----------------------------------------------------------------
 
-def _array_scenes(path: str, a: Any, key: str | None, nodata: float | None) -> list[Scene]:
+def _array_scenes(path: str, shape: tuple[int, ...], dtype: np.dtype, key: str | None, nodata: float | None,
+                  member: tuple[str, tuple[int, ...], np.dtype] | None = None) -> list[Scene]:
     where = path if key is None else f"{path}:{key}"
-    if a.dtype.kind not in "biufc":
-        raise SarzooError(f"{where}: array dtype {a.dtype} is not numeric")
-    if a.ndim == 2:
-        shape = a.shape
-        frames: list[int | None] = [None]
-    elif a.ndim == 3:
-        shape = a.shape[1:]
-        frames = list(range(a.shape[0]))
-    else:
-        raise SarzooError(f"{where}: expected (H, W) or (N, H, W) array, got shape {a.shape}")
-    if min(shape) < 1 or not frames:
-        raise SarzooError(f"{where}: empty array of shape {a.shape}")
-    return [ArrayScene(path, f, shape, key=key, nodata=nodata) for f in frames]
+    check_dtype(where, dtype)
+    hw, frames = check_shape(where, shape)
+    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member) for f in frames]
 
 
-def open_file(path: str | os.PathLike, nodata: float | None = None, band: int = 1) -> list[Scene]:
-    """The scenes of one file, after checking that it can be read; ``SarzooError`` if not."""
+def _open_npy(path: str, st: os.stat_result, nodata: float | None) -> list[Scene]:
+    """Check the header and that the file holds every byte it declares, then memory-map it."""
+    try:
+        with open(path, "rb") as f:
+            shape, dtype, offset = _read_npy_header(f, path)
+    except OSError as exc:
+        raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
+    check_dtype(path, dtype)
+    check_shape(path, shape)
+    need = offset + _npy_nbytes(shape, dtype)
+    if st.st_size < need:
+        raise SarzooError(f"{path}: truncated .npy file: its header declares {dtype} {shape} "
+                          f"({need:,} bytes with the header), the file has {st.st_size:,} bytes")
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:
+        raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
+    return _array_scenes(path, a.shape, a.dtype, None, nodata)
+
+
+def _open_npz(path: str, nodata: float | None) -> list[Scene]:
+    """Check every member from the zip directory and its ``.npy`` header, before decompressing any
+    data: a member declaring more than ``MAX_WHOLE_BYTES`` is refused (it would be loaded whole),
+    and one whose header disagrees with the zip entry's size is broken or hostile."""
+    scenes: list[Scene] = []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+            if not infos:
+                raise SarzooError(f"{path}: .npz file holds no array")
+            if len(infos) > MAX_SCENES_PER_FILE:
+                raise SarzooError(f"{path}: .npz file holds {len(infos):,} members, more than the "
+                                  f"{MAX_SCENES_PER_FILE:,} one file may hold")
+            for info in infos:
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise SarzooError(f"{path}: member {name!r} is not a .npy array (a .npz holds only "
+                                      f".npy members, as numpy.savez writes them)")
+                key = name[:-4]
+                where = f"{path}:{key}"
+                if info.file_size > MAX_WHOLE_BYTES:
+                    raise SarzooError(
+                        f"{where}: the zip directory declares {_mib(info.file_size)} uncompressed "
+                        f"({_mib(info.compress_size)} compressed); a .npz member is read whole and at most "
+                        f"{_mib(MAX_WHOLE_BYTES)} is; convert it to .npy (memory-mapped) or a tiled GeoTIFF, "
+                        f"which are read window by window")
+                with zf.open(info) as f:
+                    shape, dtype, offset = _read_npy_header(f, where)
+                check_dtype(where, dtype)
+                check_shape(where, shape)
+                need = offset + _npy_nbytes(shape, dtype)
+                if need != info.file_size:
+                    raise SarzooError(f"{where}: its .npy header declares {dtype} {shape} ({need:,} bytes with "
+                                      f"the header) but the zip entry holds {info.file_size:,} bytes: "
+                                      f"the file is broken")
+                scenes.extend(_array_scenes(path, shape, dtype, key, nodata, member=(name, shape, dtype)))
+                if len(scenes) > MAX_SCENES_PER_FILE:
+                    raise SarzooError(f"{path}: holds more than {MAX_SCENES_PER_FILE:,} scenes (frames); "
+                                      f"split it into several files")
+    except SarzooError:
+        raise
+    except Exception as exc:  # BadZipFile, encrypted or unsupported compression, truncated data
+        raise SarzooError(f"{path}: cannot read .npz file ({describe(exc)})") from exc
+    return scenes
+
+
+def open_file(path: str | os.PathLike, nodata: float | None = None, band: int = 1,
+              channels: int | None = None) -> list[Scene]:
+    """The scenes of one file, after checking that it can be read; ``SarzooError`` if not.
+
+    Only a regular file is opened (a FIFO or a device is refused from ``os.stat``), and every
+    declared size, dtype and band count is checked from the header before any pixel is read.
+    ``channels`` (the recipe's ``input.channels``): a raster with more bands is refused.
+    """
     path = str(path)
     ext = _ext(path)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         raise SarzooError(f"{path}: no such file")
+    st = check_regular_file(path)
     if ext in RASTER_EXTS:
-        return [RasterScene(path, band=band, nodata=nodata)]
+        return [RasterScene(path, band=band, nodata=nodata, channels=channels)]
     if ext == ".npy":
-        try:
-            a = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as exc:
-            raise SarzooError(f"{path}: cannot read .npy file ({exc})") from exc
-        return _array_scenes(path, a, None, nodata)
+        return _open_npy(path, st, nodata)
     if ext == ".npz":
-        # Zip members cannot be memory-mapped, so validating means decompressing; the arrays
-        # stay in a small cache because the first patch read would load them whole anyway.
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.files)
-            arrays = [(k, _load_npz_member(path, k)) for k in keys]
-        except Exception as exc:
-            raise SarzooError(f"{path}: cannot read .npz file ({exc})") from exc
-        if not keys:
-            raise SarzooError(f"{path}: .npz file holds no array")
-        scenes: list[Scene] = []
-        for k, arr in arrays:
-            scenes.extend(_array_scenes(path, arr, k, nodata))
-        return scenes
+        return _open_npz(path, nodata)
     raise SarzooError(f"{path}: unsupported file type {ext or '(no extension)'!r}; "
                       f"expected one of {', '.join(SUPPORTED_EXTS)}")
 
@@ -326,7 +530,8 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
             if not found:
                 raise SarzooError(f"{p}: directory holds no supported data file ({', '.join(SUPPORTED_EXTS)})")
             out.extend(found)
-        elif os.path.isfile(p):
+        elif os.path.lexists(p):
+            check_regular_file(p)  # a FIFO or a device is refused here, never opened
             if _ext(p) not in SUPPORTED_EXTS:
                 raise SarzooError(f"{p}: unsupported file type {_ext(p) or '(no extension)'!r}; "
                                   f"expected one of {', '.join(SUPPORTED_EXTS)}")
@@ -337,17 +542,18 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
 
 def open_sources(paths: str | os.PathLike | Sequence[str | os.PathLike], nodata: float | None = None,
-                 band: int = 1) -> list[Scene]:
+                 band: int = 1, channels: int | None = None) -> list[Scene]:
     """Expand ``paths`` and open every file, failing before training on the first bad one.
 
-    ``nodata`` overrides each file's own nodata value (None: use the file's, if it has one).
+    ``nodata`` overrides each file's own nodata value (None: use the file's, if it has one);
+    ``channels`` (the recipe's ``input.channels``) refuses rasters with more bands.
     """
     files = expand_paths(paths)
     if not files:
         raise SarzooError("no input data files given")
     scenes: list[Scene] = []
     for f in files:
-        scenes.extend(open_file(f, nodata=nodata, band=band))
+        scenes.extend(open_file(f, nodata=nodata, band=band, channels=channels))
     return scenes
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -35,6 +36,11 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     figures (the patch figures when ``scenes`` is False); ``scenes`` and ``patches`` hold each
     level with its reference (and ``clean`` comparisons for synthetic data), ``scenes.images``
     the per-image values. ``progress`` receives a line per stage (the caller decides where it goes).
+
+    A file whose valid pixels mostly (``CLIP_WARN_FRACTION``) fall outside the checkpoint's clip
+    range gets a ``ClipRangeWarning`` (Python ``warnings``) naming it, with the clipped fractions and
+    the remedy; the same lines are in ``report["warnings"]``. They are counted on the pixels the
+    evaluation reads anyway, never in a pass of their own.
     """
     from sarzoo import checkpoint as ck
     from sarzoo.device import pick_device
@@ -72,13 +78,16 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
                  "n_scenes": len(ed.regions), "n_patches": len(ed.patches),
                  "preprocessing": ed.preprocessing.to_dict()},
     }
+    patch_clips: dict[str, list[int]] = {}
+    scene_clips: dict[str, list[int]] = {}
     if patches and ed.patches:
         say(f"patches    {len(ed.patches)} × {tile} px")
-        report["patches"] = {**_patch_level(model, ed, batch_size, dev), "size": tile}
+        report["patches"] = {**_patch_level(model, ed, batch_size, dev, patch_clips), "size": tile}
     if scenes:
         say(f"scenes     {len(ed.regions)} (tiles {tile} px, overlap {overlap} px)")
-        items = _scene_level(model, ed, tile, overlap, batch_size, window, out_dir)
+        items = _scene_level(model, ed, tile, overlap, batch_size, window, out_dir, scene_clips)
         report["scenes"] = {**summarise(items), "overlap": overlap, "window": window, "images": items}
+    report["warnings"] = _clip_warnings(scene_clips if scenes else patch_clips, ed.preprocessing)
 
     top = report["scenes"] if scenes else report.get("patches")
     if top is None:
@@ -97,8 +106,30 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     return report
 
 
+def _count_clips(clips: dict[str, list[int]], where: str, x: Any, m: Any) -> None:
+    from sarzoo.data.preprocess import clip_counts
+
+    acc = clips.setdefault(where, [0, 0, 0])
+    for i, n in enumerate(clip_counts(x, m)):
+        acc[i] += n
+
+
+def _clip_warnings(clips: dict[str, list[int]], prep: Any) -> list[str]:
+    """A ``ClipRangeWarning`` per file whose valid pixels mostly fell outside the clip range."""
+    from sarzoo.data.preprocess import ClipRangeWarning, clip_warning
+
+    out = []
+    for where, (valid, below, above) in clips.items():
+        msg = clip_warning(where, valid, below, above, prep)
+        if msg is not None:
+            warnings.warn(msg, ClipRangeWarning, stacklevel=3)
+            out.append(msg)
+    return out
+
+
 @torch.no_grad()
-def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device) -> dict[str, Any]:
+def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
+                 clips: dict[str, list[int]]) -> dict[str, Any]:
     """Means over the patches, batch by batch: the very items training validated on (same reading,
     preprocessing and clean fill), weighted by batch size as validation weighs them."""
     from sarzoo.data.dataset import PatchDataset
@@ -112,6 +143,8 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device) -> dic
         xb = torch.stack([it["x"] for it in items])
         mb = torch.stack([it["mask"] for it in items])
         cb = torch.stack([it["clean"] for it in items]) if all("clean" in it for it in items) else None
+        for j, it in enumerate(items):
+            _count_clips(clips, ds.patches[b + j].region.scene.group, it["x"], it["mask"])
         yb = model(xb.to(dev))[0].float().clamp(0, 1).cpu()
         rb = classical_reference(xb, latent_numel)
         per_batch.append(figures(xb, yb, rb, mb, ed.preprocessing, cb))
@@ -120,7 +153,7 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device) -> dic
 
 
 def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, window: int,
-                 out_dir: Path | None) -> list[dict[str, Any]]:
+                 out_dir: Path | None, clips: dict[str, list[int]]) -> list[dict[str, Any]]:
     """Per-image figures of every scene (or window of one), tiled; with ``out_dir`` also its PNG and
     its part of the scene's reconstruction file."""
     from sarzoo.evaluation import outputs
@@ -136,6 +169,7 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
             for piece in pieces(reg, window, tile):
                 raw = piece.scene.read(piece.row, piece.col, piece.height, piece.width)
                 x, m = prep.forward(raw)
+                _count_clips(clips, piece.scene.group, x, m)
                 clean = None
                 if piece.scene.has_clean:
                     cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)

@@ -43,7 +43,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
     # valid 0 dB after --set data.domain=db), so the overrides apply before it
     prep = _eval_prep(ckpt["preprocessing"], cfg, synthetic, overrides)
-    scenes = open_scenes(cfg)
+    scenes = open_scenes(cfg, channels=int((ckpt["recipe"].get("input") or {}).get("channels") or 1))
     if data:
         split = "all"
         regions = [Region.whole(s) for s in scenes]
