@@ -161,7 +161,7 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
 
     # data first: every input file is opened and checked before anything is written
     data_cfg = recipe["data"]
-    train_ds, val_ds, prep, _ = build_datasets(copy.deepcopy(data_cfg))
+    train_ds, val_ds, prep, _ = build_datasets(copy.deepcopy(data_cfg), channels=recipe["input"]["channels"])
     if ck is not None:
         from sarzoo.data.preprocess import Preprocessing
 
