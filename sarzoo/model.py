@@ -10,13 +10,30 @@ import torch
 from torch import nn
 
 from sarzoo.errors import PluginError, SarzooError, describe
-from sarzoo.plan import Plan, StagePlan, plan_recipe
+from sarzoo.plan import Layer, Plan, StagePlan, plan_recipe, plugin_fault
+
+
+def _build_layer(layer: Layer) -> nn.Module:
+    """The layer's module; a factory that returns anything but an initialised ``nn.Module``
+    (None, a number, a function) is reported as its plugin's bug with the recipe key."""
+    module = layer.build()
+    if not isinstance(module, nn.Module) or getattr(module, "_modules", None) is None:
+        try:
+            text = repr(module) if not isinstance(module, nn.Module) else "an nn.Module whose __init__ " \
+                "did not call super().__init__()"
+        except Exception:  # a hostile __repr__
+            text = "?"
+        text = text if len(text) <= 60 else text[:57] + "..."
+        raise PluginError(f"key '{layer.recipe_key}': " + plugin_fault(
+            layer.component, f"its factory returned {type(module).__name__} {text} at {layer.name}, "
+            "not a torch.nn.Module", None))
+    return module
 
 
 def _stage_module(stage: StagePlan) -> nn.Module:
     if stage.name in ("stem", "head"):
-        return stage.layers[0].build()
-    return nn.Sequential(OrderedDict((layer.name, layer.build()) for layer in stage.layers))
+        return _build_layer(stage.layers[0])
+    return nn.Sequential(OrderedDict((layer.name, _build_layer(layer)) for layer in stage.layers))
 
 
 def init_weights(model: nn.Module, init: dict[str, Any]) -> None:

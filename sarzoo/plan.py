@@ -8,13 +8,23 @@ turns a plan into modules and checks the real shapes against it.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 from sarzoo.config import RawRecipe, keypath, load_with_origins, total_stride
 from sarzoo.config.source import PathKey
 from sarzoo.errors import PluginError, SarzooError, describe
-from sarzoo.interfaces import KIND_ARGS, Component, Ref, Shape, StageSpec, Step
+from sarzoo.interfaces import (
+    KIND_ARGS,
+    Component,
+    Ref,
+    Shape,
+    StageSpec,
+    Step,
+    default_input_multiple,
+    default_output_shape,
+)
 from sarzoo.registry import FIRST_PARTY_DISTRIBUTION, Registry, get_registry
 
 
@@ -36,7 +46,7 @@ class Layer:
             return self.component.factory(**self.args)
         except SarzooError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a third-party factory can raise anything
             if self.component.provenance.distribution == FIRST_PARTY_DISTRIBUTION:
                 raise  # a bug in sarzoo itself: keep the traceback
             raise PluginError(f"key '{self.recipe_key}': " + plugin_fault(
@@ -100,10 +110,17 @@ class _Planner:
             return fn(*args)
         except SarzooError:
             raise
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a third-party contract can raise anything
             if comp.provenance.distribution == FIRST_PARTY_DISTRIBUTION:
                 raise  # a bug in sarzoo itself: keep the traceback
             self.fail(plugin_fault(comp, f"its contract's {what}() raised", exc), path)
+
+    def check_result(self, comp: Component, problem: Any, path: PathKey) -> str | None:
+        """A contract's ``check()`` result: None or a reason string; anything else is the plugin's bug."""
+        if problem is not None and not isinstance(problem, str):
+            self.fail(plugin_fault(comp, f"its contract's check() returned {_short(problem)}, not "
+                                   "None or a str", None), path)
+        return problem
 
     def layer(self, name: str, kind: str, ref: Ref, args: dict, shape: Shape, path: PathKey) -> Layer:
         try:
@@ -116,17 +133,37 @@ class _Planner:
             self.fail(f"channel mismatch: {kind} '{ref.name}' at {name} is built for {expected_in} input "
                       f"channels but receives {shape[0]}", path)
         if comp.check is not None:
-            problem = self.contract(comp, "check", comp.check, (full,), path)
+            problem = self.check_result(comp, self.contract(comp, "check", comp.check, (full,), path), path)
             if problem:
                 self.fail(f"{kind} '{ref.name}': {problem}", path)
-        m = self.contract(comp, "input_multiple", comp.multiple, (full,), path)
+        if comp.input_multiple is not None:
+            raw = self.contract(comp, "input_multiple", comp.input_multiple, (full,), path)
+            m = _positive_int(raw)
+            if m is None:
+                self.fail(plugin_fault(comp, "its contract's input_multiple() returned "
+                                       f"{_short(raw)}, not a positive int", None), path)
+        else:
+            m = default_input_multiple(kind, full)
         if m > 1 and (shape[1] % m or shape[2] % m):
             self.fail(f"{kind} '{ref.name}' at {name} needs a spatial size divisible by {m} but receives "
                       f"{shape[1]}×{shape[2]}; the input size must be a multiple of the encoder's total "
                       f"stride", path)
-        out = self.contract(comp, "output_shape", comp.shape_after, (shape, full), path)
-        if min(out) < 1:
-            self.fail(f"{kind} '{ref.name}' at {name} would produce an empty output {out}", path)
+        if comp.output_shape is not None:
+            raw = self.contract(comp, "output_shape", comp.output_shape, (shape, full), path)
+            out = _shape(raw)
+            if out is None:
+                self.fail(plugin_fault(comp, f"its contract's output_shape() returned {_short(raw)} for "
+                                       f"an input of {shape}, not a (channels, height, width) tuple "
+                                       "of positive ints", None), path)
+            rule = self.contract(comp, "output_shape", default_output_shape, (kind, shape, full), path)
+            if out != tuple(rule):
+                self.fail(plugin_fault(comp, f"its contract's output_shape() returned {out} for an input "
+                                       f"of {shape} that its contract accepts, but {_a(kind)} must produce "
+                                       f"{tuple(rule)} there", None), path)
+        else:
+            out = self.contract(comp, "output_shape", comp.shape_after, (shape, full), path)
+            if min(out) < 1:
+                self.fail(f"{kind} '{ref.name}' at {name} would produce an empty output {out}", path)
         return Layer(name, comp, full, shape, out, keypath(path))
 
     def step_layer(self, name: str, d: dict, shape: Shape, path: PathKey) -> StagePlan:
@@ -147,7 +184,7 @@ class _Planner:
             self.fail(str(exc), path + ("compose",))
         args = {"stage": spec, **compose_ref.options}
         if comp.check is not None:
-            problem = self.contract(comp, "check", comp.check, (args,), path)
+            problem = self.check_result(comp, self.contract(comp, "check", comp.check, (args,), path), path)
             if problem:
                 self.fail(f"stage: {problem}", path)
         steps: list[Step] = self.contract(comp, "stage factory", lambda: comp.factory(
@@ -155,13 +192,14 @@ class _Planner:
         if not isinstance(steps, (list, tuple)) or not all(isinstance(s, Step) for s in steps):
             self.fail(plugin_fault(comp, "its stage factory returned something other than a list "
                                    "of sarzoo.interfaces.Step", None), path)
+        names: set[str] = set()
         for step in steps:
-            missing = [a for a in KIND_ARGS.get(step.kind, ()) if a not in step.args]
-            if step.kind not in KIND_ARGS or missing or not isinstance(step.ref, Ref):
-                what = (f"kind {step.kind!r}" if step.kind not in KIND_ARGS else
-                        f"no {', '.join(missing)}" if missing else "no Ref")
-                self.fail(plugin_fault(comp, f"its stage factory returned step '{step.name}' with "
-                                       f"{what}", None), path)
+            problem = _step_problem(step, names)
+            if problem:
+                label = f"'{step.name}'" if isinstance(step.name, str) else _short(step.name)
+                self.fail(plugin_fault(comp, f"its stage factory returned step {label} with "
+                                       f"{problem}", None), path)
+            names.add(step.name)
         plan = StagePlan(f"stage{idx}")
         for step in steps:
             sub = {"block": "block", "attention": "attention", "upsample": "upsample"}[step.kind]
@@ -225,6 +263,58 @@ def plan_recipe(recipe, overrides=None) -> Plan:
     """Load, validate and plan a recipe (path, built-in name or dict) without allocating anything."""
     loaded = load_with_origins(recipe, overrides)
     return make_plan(loaded.recipe, loaded.raw)
+
+
+def _short(value: Any) -> str:
+    """``type value``, kept short, for a plugin's result that is not what its contract promises."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__
+        text = "?"
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
+def _positive_int(value: Any) -> int | None:
+    """``value`` as an int when it is a positive integer (not a bool, not a float), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        value = operator.index(value)
+    except Exception:
+        return None
+    return value if value >= 1 else None
+
+
+def _shape(value: Any) -> Shape | None:
+    """``value`` as a ``(C, H, W)`` tuple of positive ints, else None."""
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        return None
+    dims = [_positive_int(v) for v in value]
+    return None if None in dims else tuple(dims)  # type: ignore[return-value]
+
+
+def _step_problem(step: Step, names: set[str]) -> str | None:
+    """What is wrong with one ``Step`` a stage factory returned, or None."""
+    if not isinstance(step.name, str) or not step.name or "." in step.name or step.name in names:
+        return "an invalid or repeated name (a non-empty string without '.', unique in the stage)"
+    if not isinstance(step.kind, str) or step.kind not in KIND_ARGS:
+        return f"kind {step.kind!r}"
+    if not isinstance(step.ref, Ref) or not isinstance(step.ref.options, dict) or not all(
+            isinstance(k, str) for k in step.ref.options):
+        return "no Ref (a sarzoo.interfaces.Ref with a dict of options)"
+    if not isinstance(step.args, dict):
+        return f"args {_short(step.args)}, not a dict"
+    missing = [a for a in KIND_ARGS[step.kind] if a not in step.args]
+    if missing:
+        return f"no {', '.join(missing)}"
+    bad = [a for a in KIND_ARGS[step.kind] if _positive_int(step.args[a]) is None]
+    if bad:
+        return f"{', '.join(bad)} not a positive int"
+    return None
 
 
 def plugin_fault(comp: Component, what: str, exc: BaseException | None) -> str:

@@ -29,3 +29,9 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "sarzoo", *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+# `pytest --hypothesis-profile=deep`: many more examples for the fuzzers (e.g. tests/test_plugin_fuzz.py)
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("deep", max_examples=1000, deadline=None)

@@ -487,3 +487,153 @@ def test_the_python_api_gets_the_same_forward_pass_check(site, tmp_path):
             sarzoo.build(_recipe(tmp_path, block="liar"))
     assert "block 'liar' from sarzoo-picky 0.9" in str(info.value)
     assert "but its declared contract promises (8, 16, 16)" in str(info.value)
+
+
+# -- declarations checked at registration, results checked at build ------------------------------
+DECLARES = '''
+from sarzoo import hookimpl
+from sarzoo.interfaces import Component, Option
+
+
+def make(channels, **options):
+    from torch import nn
+    return nn.Identity()
+
+
+@hookimpl
+def sarzoo_components():
+    return [Component("attention", {name!r}, make, {description}, options={{"k": {option}}})]
+'''
+MALFORMED = {  # distribution -> (component name, description, option, words the reason must contain)
+    "sarzoo-choices-int": ("ch", "'x'", "Option(int, 3, 'd', choices=3)",
+                           "option 'k': choices must be None or a list or tuple of values, got int 3"),
+    "sarzoo-min-str": ("mn", "'x'", "Option(int, 3, 'd', min='a')",
+                       "option 'k': min must be None or a finite number, got str 'a'"),
+    "sarzoo-type-not-type": ("ty", "'x'", "Option(3, 3, 'd')",
+                             "option 'k': type must be a type or a tuple of types, got 3"),
+    "sarzoo-default-object": ("ob", "'x'", "Option(object, object(), 'd')",
+                              "cannot be printed as JSON (`sarzoo list --json`, saved recipes)"),
+    "sarzoo-default-lambda": ("la", "'x'", "Option(int, lambda: 1, 'd')",
+                              "option 'k': its default must be an integer, got function <function"),
+    "sarzoo-default-wrong": ("dw", "'x'", "Option(int, 9, 'd', max=4)",
+                             "option 'k': its default must be <= 4, got 9"),
+    "sarzoo-null-default": ("nd", "'x'", "Option(int, None, 'd')",
+                            "option 'k': the default is None but the option is not nullable"),
+    "sarzoo-nullable-str": ("ns", "'x'", "Option(int, 1, 'd', nullable='yes')",
+                            "option 'k': nullable must be True or False, got 'yes'"),
+    "sarzoo-doc-int": ("dc", "'x'", "Option(int, 1, 3)", "option 'k': doc must be a string, got int 3"),
+    "sarzoo-description": ("de", "3", "Option(int, 1, 'd')",
+                           "attention 'de': description must be a string, got int 3"),
+}
+
+
+def test_malformed_declarations_fail_at_registration_and_break_nothing_else(tmp_path):
+    """A plugin whose Component or Option declaration is malformed is `failed` with the reason;
+    `build tiny`, `list --json` and `plugins --json` keep working; a recipe using its declared name
+    gets its error. Corrupt distribution metadata is reported, not raised."""
+    for dist, (name, description, option, _) in MALFORMED.items():
+        mod = _module(dist)
+        write_distribution(tmp_path, dist, "0.5", plugins={"p": mod}, components={f"attention.{name}": mod},
+                           modules={mod: DECLARES.format(name=name, description=description,
+                                                         option=option)})
+    info = write_distribution(tmp_path, "sarzoo-bad-utf8", "0.1", plugins={"p": "bad_utf8"},
+                              modules={"bad_utf8": "raise ImportError('never imported')\n"})
+    (info / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: sarzoo-bad-\xff\xfeutf8\nVersion: 0.1\n")
+    # a malformed entry_points.txt breaks `import torch` itself (torch reads every distribution's
+    # entry points), so it is only listed here, in a site of its own that no build sees
+    info = write_distribution(tmp_path / "eps", "sarzoo-bad-eps", "0.1")
+    (info / "entry_points.txt").write_text("[sarzoo.plugins]\nno equals sign here\n")
+    plugins = _plugins_json(_env(tmp_path, tmp_path / "eps"))
+    for dist, (*_, reason) in MALFORMED.items():
+        assert plugins[dist]["status"] == "failed", plugins[dist]
+        assert reason in plugins[dist]["error"], (dist, plugins[dist]["error"])
+    for folder in ("sarzoo_bad_utf8", "sarzoo-bad-eps"):
+        rec = plugins[folder]
+        assert rec["status"] == "failed" and "cannot be read" in rec["error"], rec
+    assert "its installed METADATA cannot be read (UnicodeDecodeError" in plugins["sarzoo_bad_utf8"]["error"]
+    assert "its installed entry_points.txt cannot be read" in plugins["sarzoo-bad-eps"]["error"]
+    proc = run_cli("list", "--json", env=_env(tmp_path, tmp_path / "eps"))
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert "preact" in {c["name"] for c in json.loads(proc.stdout)}
+    env = _env(tmp_path)
+    proc = run_cli("build", "tiny", "--set", "encoder.stage.attention=ch", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "attention 'ch' is provided by plugin 'p' from sarzoo-choices-int 0.5, which failed to " \
+           "load: registration failed: TypeError: attention 'ch': option 'k': choices must be" \
+           in proc.stderr, proc.stderr
+    proc = run_cli("build", "tiny", "--json", env=env)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    json.loads(proc.stdout)
+
+
+RESULTS = '''
+import sys
+from sarzoo import hookimpl
+from sarzoo.interfaces import Component, Ref, Step
+
+
+def identity(channels):
+    from torch import nn
+    return nn.Identity()
+
+
+def bad_steps(stage):
+    return [Step("block0", "block", Ref("preact"), {{"in_channels": stage.in_channels,
+                                                    "out_channels": stage.out_channels,
+                                                    "stride": "two"}})]
+
+
+@hookimpl
+def sarzoo_components():
+    return [
+        Component("attention", "gives_none", lambda channels: None, "factory returns None"),
+        Component("attention", "gives_int", lambda channels: 3, "factory returns an int"),
+        Component("attention", "gives_function", lambda channels: print, "factory returns a function"),
+        Component("attention", "flat_shape", identity, "2-tuple shape", output_shape=lambda s, a: s[:2]),
+        Component("attention", "wide_shape", identity, "breaks the rule",
+                  output_shape=lambda s, a: (s[0] + 1, s[1], s[2])),
+        Component("attention", "zero_multiple", identity, "input_multiple 0", input_multiple=lambda a: 0),
+        Component("attention", "float_multiple", identity, "input_multiple 2.5",
+                  input_multiple=lambda a: 2.5),
+        Component("attention", "int_check", identity, "check returns 3", check=lambda a: 3),
+        Component("attention", "exits", identity, "check exits", check=lambda a: sys.exit(3)),
+        Component("stage", "bad_steps", bad_steps, "a step with stride 'two'"),
+    ]
+'''
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("gives_none", "its factory returned NoneType None at attn0, not a torch.nn.Module"),
+    ("gives_int", "its factory returned int 3 at attn0, not a torch.nn.Module"),
+    ("gives_function", "its factory returned builtin_function_or_method <built-in function print>"),
+    ("flat_shape", "its contract's output_shape() returned tuple (32, 32) for an input of (32, 32, 32), "
+                   "not a (channels, height, width) tuple of positive ints"),
+    ("wide_shape", "its contract's output_shape() returned (33, 32, 32) for an input of (32, 32, 32) "
+                   "that its contract accepts, but an attention must produce (32, 32, 32) there"),
+    ("zero_multiple", "its contract's input_multiple() returned int 0, not a positive int"),
+    ("float_multiple", "its contract's input_multiple() returned float 2.5, not a positive int"),
+    ("int_check", "its contract's check() returned int 3, not None or a str"),
+    ("exits", "its contract's check() raised SystemExit: 3"),
+    ("compose=bad_steps", "its stage factory returned step 'block0' with stride not a positive int"),
+])
+def test_what_factories_and_contracts_return_is_checked_when_a_recipe_uses_them(tmp_path, name, reason):
+    """Factory and contract results only show on a recipe that uses the component: that recipe
+    fails with exit status 2, naming the distribution, and nothing else is affected."""
+    import contextlib
+    import io
+
+    from sarzoo.cli import main
+
+    write_distribution(tmp_path, "sarzoo-results", "0.7", modules={"results": RESULTS.format()},
+                       plugins={"results": "results"})
+    key, value = ("encoder.stage.compose", name.split("=")[1]) if "=" in name else \
+        ("encoder.stage.attention", name)
+    err = io.StringIO()
+    with installed(tmp_path, env={"SARZOO_STRICT_PLUGINS": None, "SARZOO_DISABLE_PLUGINS": None}):
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            assert main(["build", "tiny", "--set", f"{key}={value}"]) == 2
+            assert main(["build", "tiny"]) == 0
+    head = "attention" if "=" not in name else "stage"
+    assert f"{head} '{value}' from sarzoo-results 0.7 (plugin 'results'): {reason}" in err.getvalue(), \
+        err.getvalue()
+    assert "This is a bug in sarzoo-results" in err.getvalue()

@@ -37,6 +37,7 @@ from sarzoo.registry.discovery import (
     _env_flag,
     declared_names,
     discover,
+    dist_name,
     normalize,
     record_for,
     sort_entry_points,
@@ -69,7 +70,7 @@ class Registry:
             self.plugins.update((f"{r.key}@{r.location}", r) for r in shadowed_copies)
         else:
             eps = sort_entry_points(entry_points)
-        plugins_per_dist = Counter(normalize(ep.dist.name) if ep.dist is not None else "?" for ep in eps)
+        plugins_per_dist = Counter(normalize(dist_name(ep.dist)) for ep in eps)
         for ep in eps:
             self._load_entry_point(ep, plugins_per_dist)
         failed = self.failed_plugins()

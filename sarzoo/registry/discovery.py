@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from sarzoo import hookspecs
+from sarzoo.errors import describe
 from sarzoo.interfaces import KINDS
 
 FIRST_PARTY_DISTRIBUTION = "sarzoo"
@@ -112,37 +113,101 @@ class Policy:
 
 
 def sort_entry_points(eps: Iterable[md.EntryPoint]) -> list[md.EntryPoint]:
-    return sorted(eps, key=lambda e: (normalize(e.dist.name) if e.dist else "", e.name))
+    return sorted(eps, key=lambda e: (normalize(dist_name(e.dist)) if e.dist else "", e.name))
+
+
+def _text(value: Any) -> str | None:
+    """A metadata field as a non-empty string, or None (missing, or not text)."""
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
+def dist_name(dist: md.Distribution | None) -> str:
+    """The distribution's name, or ``"?"`` when its metadata cannot be read; never raises."""
+    try:
+        return (_text(dist.metadata["Name"]) or "?") if dist is not None else "?"
+    except Exception:  # undecodable or corrupt METADATA
+        return "?"
+
+
+def dist_version(dist: md.Distribution | None) -> str:
+    """The distribution's version, or ``"?"``; never raises."""
+    try:
+        return (_text(dist.version) or "?") if dist is not None else "?"
+    except Exception:
+        return "?"
+
+
+def _declares_plugins(dist: md.Distribution) -> bool:
+    """Whether a dist-info whose entry points cannot be parsed mentions sarzoo's group at all:
+    only then is it a (broken) sarzoo plugin worth reporting rather than somebody else's problem."""
+    path = getattr(dist, "_path", None)
+    try:
+        raw = (path / "entry_points.txt").read_bytes() if path is not None else b""
+    except Exception:
+        return False
+    return f"[{hookspecs.ENTRY_POINT_GROUP}]".encode() in raw
+
+
+def _fallback_name(dist: md.Distribution) -> str:
+    """A name for a distribution whose metadata cannot be read: its dist-info folder's."""
+    path = getattr(dist, "_path", None)
+    stem = getattr(path, "name", "") or "?"
+    for suffix in (".dist-info", ".egg-info"):
+        stem = stem[: -len(suffix)] if stem.endswith(suffix) else stem
+    return stem.rsplit("-", 1)[0] if "-" in stem else stem
 
 
 def discover() -> tuple[list[md.EntryPoint], list[PluginRecord]]:
-    """Entry points of every installed distribution, and a ``shadowed`` record for each plugin of
-    a second copy of a distribution further down ``sys.path`` that would provide different plugins:
-    Python imports the first copy, so that is the one used."""
+    """Entry points of every installed distribution, and records for the plugins that cannot be
+    loaded from there: ``shadowed`` for each plugin of a second copy of a distribution further down
+    ``sys.path`` that would provide different plugins (Python imports the first copy, so that is the
+    one used), ``failed`` for a distribution that declares sarzoo plugins in metadata that cannot be
+    read (undecodable ``METADATA``, malformed ``entry_points.txt``). Never raises."""
     chosen: dict[str, tuple[md.Distribution, list[md.EntryPoint]]] = {}
     shadowed: list[tuple[md.Distribution, list[md.EntryPoint]]] = []
-    for dist in md.distributions():
+    records = []
+    try:
+        dists = list(md.distributions())
+    except Exception:  # a path entry importlib.metadata cannot walk
+        dists = []
+    for dist in dists:
+        name, stage = None, "METADATA"
         try:
-            name = dist.metadata["Name"]
-            all_eps = dist.entry_points
-        except Exception:  # a corrupt dist-info must not stop discovery
+            name = _text(dist.metadata["Name"])
+            stage = "entry_points.txt"
+            eps = [ep for ep in dist.entry_points.select(group=hookspecs.ENTRY_POINT_GROUP)
+                   if isinstance(ep.name, str) and isinstance(ep.value, str)]
+            stage = "METADATA"
+            version = _text(dist.version)
+            if eps and name is None:
+                raise ValueError("it has no Name")
+            if eps and version is None:
+                raise ValueError("it has no Version")
+        except Exception as exc:  # a corrupt dist-info must not stop discovery
+            if _declares_plugins(dist):
+                fallback = name or _fallback_name(dist)
+                error = f"its installed {stage} cannot be read ({describe(exc)}); reinstall it"
+                if stage == "entry_points.txt":
+                    error += (" (an unreadable entry_points.txt also breaks every other program that "
+                              "reads entry points, `import torch` included)")
+                records.append(PluginRecord(
+                    name=fallback, value="?", distribution=fallback, version="?", status="failed",
+                    location=location(dist), error=error))
             continue
         if not name:
             continue
-        eps = list(all_eps.select(group=hookspecs.ENTRY_POINT_GROUP))
         key = normalize(name)
         if key in chosen:
             if eps and {(e.name, e.value) for e in eps} != {(e.name, e.value) for e in chosen[key][1]}:
                 shadowed.append((dist, eps))
             continue
         chosen[key] = (dist, eps)
-    records = []
     for dist, eps in shadowed:
-        first = chosen[normalize(dist.metadata["Name"])][0]
+        first = chosen[normalize(dist_name(dist))][0]
         for ep in eps:
-            rec = PluginRecord(name=ep.name, value=ep.value, distribution=dist.metadata["Name"],
-                               version=dist.version, status="shadowed", location=location(dist))
-            rec.error = (f"another copy of {first.metadata['Name']} ({first.version}, at "
+            rec = PluginRecord(name=ep.name, value=ep.value, distribution=dist_name(dist),
+                               version=dist_version(dist), status="shadowed", location=location(dist))
+            rec.error = (f"another copy of {dist_name(first)} ({dist_version(first)}, at "
                          f"{location(first)}) comes first on sys.path and is the one used")
             records.append(rec)
     return sort_entry_points(ep for _, eps in chosen.values() for ep in eps), records
@@ -150,9 +215,8 @@ def discover() -> tuple[list[md.EntryPoint], list[PluginRecord]]:
 
 def record_for(ep: md.EntryPoint) -> PluginRecord:
     dist = ep.dist
-    return PluginRecord(name=ep.name, value=ep.value,
-                        distribution=dist.metadata["Name"] if dist is not None else "?",
-                        version=dist.version if dist is not None else "?", location=location(dist))
+    return PluginRecord(name=ep.name, value=ep.value, distribution=dist_name(dist),
+                        version=dist_version(dist), location=location(dist))
 
 
 def declared_names(rec: PluginRecord, dist: md.Distribution | None,
@@ -168,6 +232,8 @@ def declared_names(rec: PluginRecord, dist: md.Distribution | None,
         return []
     decl = []
     for ep in eps:
+        if not isinstance(ep.name, str) or not isinstance(ep.value, str):
+            continue
         kind, _, cname = ep.name.strip().partition(".")
         if kind in KINDS and cname:
             decl.append((kind, cname, ep.value.strip()))
@@ -179,4 +245,7 @@ def declared_names(rec: PluginRecord, dist: md.Distribution | None,
 
 def location(dist: md.Distribution | None) -> str | None:
     path = getattr(dist, "_path", None)
-    return os.path.abspath(str(path)) if path is not None else None
+    try:
+        return os.path.abspath(str(path)) if path is not None else None
+    except Exception:
+        return None

@@ -14,8 +14,9 @@ import types
 from typing import Any
 
 from sarzoo.errors import PluginError, SarzooError
-from sarzoo.interfaces import KINDS, Component, Option
+from sarzoo.interfaces import KINDS, Component
 from sarzoo.registry.discovery import normalize
+from sarzoo.registry.validation import check_component
 
 _NAME_RE = re.compile(r"^[^\s:]+$")
 
@@ -39,6 +40,9 @@ def _validate(comp: Any, seen: set[tuple[str, str]]) -> Component:
     if not isinstance(comp, Component):
         raise TypeError(f"sarzoo_components returned {type(comp).__name__} {comp!r}, "
                         "not a sarzoo.interfaces.Component")
+    if not isinstance(comp.kind, str) or comp.kind not in KINDS:
+        raise ValueError(f"component {comp.name!r}: unknown kind {comp.kind!r}; kinds are "
+                         f"{', '.join(KINDS)}")
     if not isinstance(comp.name, str) or not _NAME_RE.match(comp.name):
         raise ValueError(f"{comp.kind} name {comp.name!r} is not valid: a component name is a "
                          "non-empty string without spaces or ':' (':' separates the distribution "
@@ -50,14 +54,7 @@ def _validate(comp: Any, seen: set[tuple[str, str]]) -> Component:
                     "replaced the factory function in its package; name factory functions "
                     "differently from the package's submodules (e.g. make_" + comp.name + ")")
         raise TypeError(f"{comp.kind} '{comp.name}': factory {comp.factory!r} is not callable{hint}")
-    if not isinstance(comp.options, dict) or not all(
-            isinstance(k, str) and isinstance(o, Option) for k, o in comp.options.items()):
-        raise TypeError(f"{comp.kind} '{comp.name}': options must be a dict of "
-                        "name -> sarzoo.interfaces.Option")
-    for attr in ("output_shape", "input_multiple", "check"):
-        fn = getattr(comp, attr)
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{comp.kind} '{comp.name}': {attr} must be callable or None")
+    check_component(comp)
     if (comp.kind, comp.name) in seen:
         raise ValueError(f"{comp.kind} '{comp.name}' is returned twice")
     seen.add((comp.kind, comp.name))
