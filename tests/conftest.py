@@ -7,8 +7,8 @@ from hypothesis import settings
 
 from sarzoo.catalog import builtin_dir
 
-# `pytest --hypothesis-profile=deep`: many more generated cases (e.g. the hostile data files of
-# tests/test_data_fuzz.py) than the default profile that CI runs.
+# `pytest --hypothesis-profile=deep`: many more generated cases for the fuzzers (hostile data files,
+# plugins, recipes, checkpoints) than the default profile that CI runs; see docs/reliability.md.
 settings.register_profile("deep", max_examples=2000, deadline=None)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +29,3 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "sarzoo", *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
-
-
-# `pytest --hypothesis-profile=deep`: many more examples for the fuzzers (e.g. tests/test_plugin_fuzz.py)
-from hypothesis import settings  # noqa: E402
-
-settings.register_profile("deep", max_examples=1000, deadline=None)

@@ -8,7 +8,7 @@ exception escaping ``main``): ``sarzoo build tiny`` and ``sarzoo list --json`` s
 JSON, ``sarzoo plugins --json`` succeeds, and ``sarzoo build tiny`` with the hostile component in
 the recipe exits 0 or 2 and, on 2, names the distribution.
 
-CI runs 30 examples (about half a minute); ``--hypothesis-profile=deep`` runs 1000. In-process
+CI runs 30 examples (about half a minute); ``--hypothesis-profile=deep`` runs 2000. In-process
 means torch is already imported: a malformed ``entry_points.txt`` also breaks ``import torch`` in a
 fresh process (torch reads every distribution's entry points), which sarzoo cannot prevent;
 ``tests/test_plugins.py`` covers that case in subprocesses.
