@@ -47,7 +47,10 @@ class Loaded(NamedTuple):
 def load(checkpoint: str | os.PathLike, device: str = "cpu") -> Loaded:
     """The trained model (eval mode) and its ``Preprocessing`` from a training checkpoint.
 
-    Loading goes through ``torch.load(weights_only=True)`` only, so a checkpoint cannot run code.
+    Loading goes through ``torch.load(weights_only=True)`` only, so a checkpoint cannot run code,
+    and the checkpoint is validated (``sarzoo.checkpoint.read``: its recipe resolved and planned,
+    its weights compared with that model on the meta device) before the model is built; a damaged
+    one is a ``SarzooError`` naming the file and the key.
     ``preprocessing.forward(raw) -> (x01, mask)`` and ``preprocessing.inverse(x01)`` convert
     between the data's domain and the model's [0, 1]; the model alone is useless without them.
     """

@@ -77,8 +77,55 @@ def test_load_errors_are_sarzoo_errors(tmp_path):
         sarzoo.load(tmp_path / "nope.pt")
     model_file = tmp_path / "untrained.pt"
     torch.save({"format": "sarzoo.model/1"}, model_file)
-    with pytest.raises(SarzooError, match="key 'recipe' is missing"):
+    with pytest.raises(SarzooError, match="key 'recipe': is missing"):
         sarzoo.load(model_file)
+
+
+def test_load_refuses_damaged_checkpoints_naming_file_and_key(checkpoint, tmp_path):
+    """A checkpoint is validated before anything is built from it (issue 9 point 1): one
+    ``SarzooError`` naming the file and the key, never a traceback from inside torch."""
+    import sarzoo
+    from sarzoo.errors import SarzooError
+
+    stored = torch.load(checkpoint, weights_only=True)
+    damages = {
+        "model": lambda c: c.__setitem__("model", "weights"),
+        "recipe": lambda c: c.pop("recipe"),
+        "preprocessing": lambda c: c.__setitem__("preprocessing", None),
+        "preprocessing.vmin": lambda c: c["preprocessing"].__setitem__("vmin", "low"),
+        "best": lambda c: c.__setitem__("best", [1, 2]),
+        "step": lambda c: c.__setitem__("step", -1),
+        "model.encoder.stem.conv.weight": lambda c: c["model"].__setitem__(
+            "encoder.stem.conv.weight", c["model"]["encoder.stem.conv.weight"].to(torch.int64)),
+        "model.bogus": lambda c: c["model"].__setitem__("bogus", torch.zeros(1)),
+        "provenance.components": lambda c: c["provenance"].__setitem__("components", "all of them"),
+    }
+    for key, damage in damages.items():
+        ck = {**stored, "model": dict(stored["model"]), "preprocessing": dict(stored["preprocessing"]),
+              "provenance": dict(stored["provenance"])}
+        damage(ck)
+        path = tmp_path / f"{key}.pt"
+        torch.save(ck, path)
+        with pytest.raises(SarzooError) as exc:
+            sarzoo.load(path)
+        assert str(path) in str(exc.value) and f"key '{key}'" in str(exc.value), str(exc.value)
+
+
+def test_load_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path):
+    import os
+
+    import sarzoo
+    from sarzoo.errors import SarzooError
+
+    fifo = tmp_path / "pipe.pt"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    with pytest.raises(SarzooError, match="FIFO"):
+        sarzoo.load(fifo)
+    with pytest.raises(SarzooError, match="device"):
+        sarzoo.load("/dev/zero")
+    (tmp_path / "dir.pt").mkdir()
+    with pytest.raises(SarzooError, match="dir.pt: is a directory"):
+        sarzoo.load(tmp_path / "dir.pt")
 
 
 def _tiny_model():

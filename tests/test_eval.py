@@ -185,6 +185,36 @@ def test_bad_checkpoints_exit_2_without_traceback(tmp_path, capsys, make, needle
     assert err.startswith("sarzoo eval: error:") and err.count("\n") == 1
 
 
+def test_bad_checkpoint_leaves_a_save_images_directory_byte_identical(run_dir, tmp_path, capsys):
+    """Issue 9: a damaged checkpoint is refused before ``--save-images DIR`` is touched."""
+    import hashlib
+
+    from sarzoo.cli import main
+
+    out = tmp_path / "figures"
+    out.mkdir()
+    (out / "000_scene.png").write_bytes(b"an earlier evaluation's figure")
+    (out / "metrics.json").write_text('{"psnr": 30.0}\n')
+
+    def sums():
+        return {str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+                for p in sorted(out.rglob("*"))}
+
+    before = sums()
+    ck = torch.load(run_dir / "best.pt", weights_only=True)
+    damaged = [("weights", {**ck, "model": {**ck["model"], "decoder.head.conv.bias": torch.zeros(2)}},
+                "key 'model.decoder.head.conv.bias'"),
+               ("recipe", {**ck, "recipe": {**ck["recipe"], "input": "big"}}, "key 'input'"),
+               ("epoch", {**ck, "epoch": 2.5}, "key 'epoch'")]
+    for name, payload, needle in damaged:
+        path = tmp_path / f"{name}.pt"
+        torch.save(payload, path)
+        assert main(["eval", str(path), "--save-images", str(out), "--json"]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and needle in err and "Traceback" not in err, err
+        assert sums() == before
+
+
 def test_bad_data_and_options_exit_2(run_dir, tmp_path, capsys):
     from sarzoo.cli import main
 

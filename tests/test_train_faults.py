@@ -1,4 +1,5 @@
-"""Faults a user can cause: crafted checkpoints, NaN losses, corrupt data, bad input (issue 3 points 5, 6).
+"""Faults a user can cause: crafted or damaged checkpoints, NaN losses, corrupt data, bad input
+(issue 3 points 5, 6; issue 9 point 1).
 
 Each must end in a clean one-paragraph message and exit status 2, never a traceback, and must
 not damage anything already on disk.
@@ -6,8 +7,13 @@ not damage anything already on disk.
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import io
+import os
 import pickle
+import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +26,7 @@ from sarzoo.checkpoint import FORMAT
 from sarzoo.checkpoint import read as load_checkpoint
 from sarzoo.cli import main
 from sarzoo.errors import SarzooError
-from tests._train_common import TINY, log_records, one_torch_thread, train_args
+from tests._train_common import TINY, log_records, one_torch_thread, run_sarzoo, train_args
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -120,6 +126,92 @@ def test_truncated_and_foreign_files_are_clean_errors(tmp_path):
                          ("missing.pt", "no such checkpoint file")):
         with pytest.raises(SarzooError, match=needle):
             load_checkpoint(tmp_path / name)
+
+
+# --- damaged checkpoints: --resume leaves the run exactly as it was -----------------------------
+
+def checksums(d: Path) -> dict[str, str]:
+    """Every entry under ``d``: a file by its SHA-256, anything else by its kind (never opened)."""
+    out = {}
+    for p in sorted(d.rglob("*")):
+        mode = os.lstat(p).st_mode
+        if stat.S_ISREG(mode):
+            out[str(p.relative_to(d))] = hashlib.sha256(p.read_bytes()).hexdigest()
+        else:
+            out[str(p.relative_to(d))] = "dir" if stat.S_ISDIR(mode) else f"mode {stat.S_IFMT(mode):o}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("damaged") / "run"
+    code, _, err = run_main(train_args(out, "--max-steps", 2, "--device", "cpu",
+                                       sets=("train.preview_samples=0", "train.histogram_every=0")))
+    assert code == 0, err
+    return out
+
+
+DAMAGE = {
+    "epoch-str": (lambda c: c.__setitem__("epoch", "three"), "key 'epoch'"),
+    "no-optimizer": (lambda c: c.pop("optimizer"), "key 'optimizer'"),
+    "stages-null": (lambda c: c["recipe"]["encoder"].__setitem__("stages", None), "key 'encoder.stages'"),
+    "huge-channels": (lambda c: c["recipe"]["encoder"]["stages"][0].__setitem__("out_channels", 10 ** 7),
+                      "out_channels"),
+    "weight-shape": (lambda c: c["model"].__setitem__("encoder.stem.conv.weight", torch.zeros(8, 1, 3, 3)),
+                     "key 'model.encoder.stem.conv.weight'"),
+    "extra-weight": (lambda c: c["model"].__setitem__("extra", torch.zeros(1)), "key 'model.extra'"),
+    "optimizer-moment": (lambda c: c["optimizer"]["state"][5].__setitem__("exp_avg_sq", torch.zeros(8)),
+                         "key 'optimizer.state.5.exp_avg_sq'"),
+    "numpy-rng-size": (lambda c: c["rng"]["numpy"].__setitem__("keys", c["rng"]["numpy"]["keys"][:100]),
+                       "key 'rng.numpy.keys'"),
+    "torch-rng-size": (lambda c: c["rng"].__setitem__("torch", c["rng"]["torch"][:-8]), "key 'rng.torch'"),
+    "python-rng-size": (lambda c: c["rng"]["python"].__setitem__("internal", c["rng"]["python"]["internal"][:-1]),
+                        "key 'rng.python.internal'"),
+    "scheduler-mode": (lambda c: c["scheduler"]["plateau"].__setitem__("mode", 3), "key 'scheduler.plateau.mode'"),
+}
+
+
+@pytest.mark.parametrize("how", ["path", "auto"])
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_resume_from_a_damaged_checkpoint_leaves_the_run_byte_identical(trained_run, tmp_path, damage, how):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    ck = torch.load(run / "last.pt", weights_only=True)
+    mutate, needle = DAMAGE[damage]
+    mutate(ck)
+    torch.save(ck, run / "last.pt")
+    before = checksums(run)
+    args = (train_args(run, "--resume", "auto", "--max-steps", 4) if how == "auto"
+            else ["train", TINY, "--resume", run / "last.pt", "--max-steps", 4])
+    code, _, err = run_main(args)
+    assert_clean_error(code, err, str(run / "last.pt"), needle)
+    assert checksums(run) == before
+
+
+def test_resume_from_a_fifo_is_refused_without_waiting_for_a_writer(trained_run, tmp_path):
+    """A FIFO is never opened (opening one blocks until a writer comes): a real subprocess, with a
+    timeout, so a regression fails instead of hanging the suite."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (run / "last.pt").unlink()
+    os.mkfifo(run / "last.pt")
+    before = checksums(run)
+    for args in (["train", TINY, "--resume", run / "last.pt", "--max-steps", 4],
+                 train_args(run, "--resume", "auto", "--max-steps", 4)):
+        r = run_sarzoo(args, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert "FIFO" in r.stderr and str(run / "last.pt") in r.stderr and "Traceback" not in r.stderr
+        assert checksums(run) == before
+
+
+def test_a_damaged_model_part_is_refused_before_anything_is_built(trained_run, tmp_path):
+    """``read`` checks the weights against the model the stored recipe builds on the meta device."""
+    ck = torch.load(trained_run / "last.pt", weights_only=True)
+    bad = copy.deepcopy(ck)
+    bad["model"]["decoder.head.conv.weight"] = torch.zeros(1, 8, 4, 4)
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(SarzooError, match=r"key 'model.decoder.head.conv.weight': has shape \(1, 8, 4, 4\)"):
+        load_checkpoint(tmp_path / "bad.pt")
 
 
 # --- NaN / Inf --------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ def test_random_sigkill_during_writes_always_leaves_a_complete_checkpoint(tmp_pa
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait()
-        ck = load_checkpoint(path)
+        # a complete file, read back whole (the payload is a bare stand-in, not a valid checkpoint)
+        ck = torch.load(path, weights_only=True)
         assert torch.equal(ck["blob"], torch.arange(3_000_000, dtype=torch.float32) + ck["i"])
         seen_tmp |= bool(list(tmp_path.glob(f"{TMP_PREFIX}*")))
         remove_partial(tmp_path, ".pt")

@@ -104,7 +104,8 @@ def _find_resume(args, recipe) -> Path | None:
     if args.resume == "auto":
         if args.out:
             p = Path(args.out) / "last.pt"
-            return p if p.is_file() else None
+            # anything there that is not a regular file (a FIFO, a directory) is refused by the reader
+            return p if os.path.lexists(p) else None
         found = runs_of(DEFAULT_RUNS / recipe["name"])
         return found[0] / "last.pt" if found else None
     from sarzoo.checkpoint import resolve_path
