@@ -3,13 +3,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 from sarzoo.catalog import builtin_dir
 
 # `pytest --hypothesis-profile=deep`: many more generated cases for the fuzzers (hostile data files,
 # plugins, recipes, checkpoints) than the default profile that CI runs; see docs/reliability.md.
-settings.register_profile("deep", max_examples=2000, deadline=None)
+settings.register_profile("deep", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = builtin_dir()  # the built-in recipes, where the installed sarzoo has them
@@ -29,18 +29,3 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "sarzoo", *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
-
-
-# `--hypothesis-profile=deep`: the long fuzzing runs (thousands of cases); CI uses the default profile.
-# Registered here only if no other part of the suite has registered it already.
-def _register_deep_profile() -> None:
-    from hypothesis import HealthCheck, settings
-
-    try:
-        settings.get_profile("deep")
-    except Exception:  # hypothesis raises InvalidArgument for an unknown profile
-        settings.register_profile("deep", max_examples=3000, deadline=None,
-                                  suppress_health_check=list(HealthCheck))
-
-
-_register_deep_profile()
