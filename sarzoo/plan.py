@@ -145,7 +145,9 @@ class _Planner:
         else:
             m = default_input_multiple(kind, full)
         if m > 1 and (shape[1] % m or shape[2] % m):
-            self.fail(f"{kind} '{ref.name}' at {name} needs a spatial size divisible by {m} but receives "
+            p = comp.provenance
+            who = "" if p.distribution == FIRST_PARTY_DISTRIBUTION else f" (from {p.distribution} {p.version})"
+            self.fail(f"{kind} '{ref.name}'{who} at {name} needs a spatial size divisible by {m} but receives "
                       f"{shape[1]}×{shape[2]}; the input size must be a multiple of the encoder's total "
                       f"stride", path)
         if comp.output_shape is not None:

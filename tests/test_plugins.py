@@ -425,8 +425,8 @@ def test_third_party_contracts_are_checked_before_anything_is_allocated(site, tm
     # stem conv (first-party) then picky stride 2 needs multiples of 8: 36 px is not
     proc = run_cli("build", _recipe(tmp_path, block="picky", size=36), env=env)
     assert proc.returncode == 2 and not marker.exists()
-    assert "block 'picky' at encoder.stage0.block0 needs a spatial size divisible by 8 but " \
-           "receives 36×36" in proc.stderr, proc.stderr
+    assert "block 'picky' (from sarzoo-picky 0.9) at encoder.stage0.block0 needs a spatial size divisible " \
+           "by 8 but receives 36×36" in proc.stderr, proc.stderr
     # first-party attention with an impossible option next to the third-party block: same errors
     proc = run_cli("build", _recipe(tmp_path, block="picky", attention="{type: cbam, kernel_size: 4}"),
                    env=env)
