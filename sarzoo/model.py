@@ -10,7 +10,16 @@ import torch
 from torch import nn
 
 from sarzoo.errors import PluginError, SarzooError, describe
-from sarzoo.plan import Layer, Plan, StagePlan, plan_recipe, plugin_fault
+from sarzoo.plan import (
+    Layer,
+    Plan,
+    StagePlan,
+    check_memory,
+    estimate_memory,
+    memory_budget,
+    plan_recipe,
+    plugin_fault,
+)
 
 
 def _build_layer(layer: Layer) -> nn.Module:
@@ -90,9 +99,39 @@ class SarAutoencoder(nn.Module):
         return [{"kind": k, "name": n, "distribution": d, "version": v} for k, n, d, v in self.components]
 
 
+def count_parameters(plan: Plan) -> dict[str, int]:
+    """Parameters of every stage (``encoder.stage0`` …) of the model a plan describes, counted by
+    building each layer on the meta device: shapes only, no memory, no initialisation work.
+    Also sets ``plan.parameters`` (the total)."""
+    counts: dict[str, int] = {}
+    with torch.device("meta"):
+        for role, stages in (("encoder", plan.encoder), ("decoder", plan.decoder)):
+            for st in stages:
+                counts[f"{role}.{st.name}"] = sum(
+                    p.numel() for layer in st.layers for p in _build_layer(layer).parameters())
+    plan.parameters = sum(counts.values())
+    return counts
+
+
+def check_plan_memory(plan: Plan) -> None:
+    """Refuse, before any weight is allocated, a model that would not fit in the memory budget
+    (``sarzoo.plan.check_memory``). When even the plan's generous torch-free parameter bound
+    (``Plan.parameter_bound``) fits, nothing more is needed; otherwise the parameters are counted
+    exactly on the meta device (each factory is then called once more, on meta) and checked."""
+    budget, _ = memory_budget()
+    if plan.parameters is None and (budget is None
+                                    or estimate_memory(plan, plan.parameter_bound).bytes <= budget):
+        return
+    check_memory(plan, stage_parameters=count_parameters(plan) if plan.parameters is None else None)
+
+
 def build_model(plan: Plan, verify_shapes: bool = True) -> SarAutoencoder:
-    """The model of a plan, with its initial weights; verified by one forward pass unless told not."""
+    """The model of a plan, with its initial weights; verified by one forward pass unless told not.
+    Refused before anything is allocated when it would not fit in the memory budget
+    (``check_plan_memory``)."""
+    check_plan_memory(plan)
     model = SarAutoencoder(plan)
+    plan.parameters = model.count_parameters()["total"]
     if verify_shapes:
         verify(model, plan)
     return model

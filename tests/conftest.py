@@ -29,3 +29,10 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "sarzoo", *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
+
+
+# Hypothesis profiles: `--hypothesis-profile=deep` runs the recipe fuzzers' hostile cases at length
+# (tests/test_recipe_fuzz.py takes max(its CI count, the profile's max_examples)).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("deep", max_examples=5000, deadline=None)

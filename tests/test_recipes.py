@@ -1,5 +1,6 @@
 """Recipe loading: extends, overrides, resolution, and errors that name file, line and key."""
 import json
+import os
 import textwrap
 
 import pytest
@@ -7,7 +8,9 @@ import torch
 import yaml
 
 import sarzoo
+from sarzoo.config import source as _source
 from sarzoo.errors import RecipeError, SarzooError
+from sarzoo.plan import BUDGET_ENV, parse_bytes
 from sarzoo.plan import plan_recipe as check
 from sarzoo.registry import get_registry
 from tests.conftest import RECIPES, run_cli
@@ -317,3 +320,136 @@ def test_dict_recipe_errors_name_the_dict_not_its_parent():
     with pytest.raises(RecipeError, match="not valid YAML") as exc:
         sarzoo.load_recipe("tiny", ["train.lr=[1,"])
     assert "\n" not in str(exc.value)
+
+
+# --- resource limits: YAML bounds (sarzoo.config.source) and the memory budget (sarzoo.plan) ---
+
+TINY_TEXT = (RECIPES / "tiny.yaml").read_text()
+
+
+def laughs(levels: int, width: int = 10) -> str:
+    """A "billion laughs" document: each anchor is a list of `width` aliases of the previous one."""
+    out = [f"l0: &l0 [{', '.join(['lol'] * width)}]"]
+    out += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("text, needle, line", [
+    (laughs(9), "more than 10,000 YAML nodes", 4),   # l3 is the first anchor over the budget
+    (TINY_TEXT + "description: &r [*r]\n", "recursive alias", None),
+    (TINY_TEXT + "description: &r {a: {b: *r}}\n", "recursive alias", None),
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 64", 1),
+    ("".join(" " * i + f"k{i}:\n" for i in range(200)), "nested deeper than 64", 64),
+    ("a: &a {x: 1}\n" + "".join(f"m{i}: &m{i} {{<<: *{'a' if i == 0 else f'm{i - 1}'}}}\n" for i in range(80)),
+     "once aliases are expanded", None),
+    ("a: [" + ", ".join(["1"] * 20_000) + "]\n", "more than 10,000 YAML nodes", 1),
+])
+def test_hostile_yaml_is_refused_with_file_and_line(tmp_path, text, needle, line):
+    p = write(tmp_path, "bomb.yaml", "")
+    p.write_text(text)
+    with pytest.raises(RecipeError) as info:
+        check(p)
+    assert needle in str(info.value) and info.value.file == str(p.resolve())
+    if line is not None:
+        assert info.value.line == line
+
+
+def test_big_files_fifos_and_directories_are_refused_before_reading(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text(TINY_TEXT + "#" * _source.MAX_FILE_BYTES)
+    with pytest.raises(RecipeError, match="the limit is 262,144"):
+        check(big)
+    with pytest.raises(RecipeError, match="is a directory"):
+        check(tmp_path)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    res = run_cli("build", fifo, timeout=120)   # reading a FIFO would block forever
+    assert res.returncode == 2 and "not a regular file" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_extends_diamond_is_bounded(tmp_path):
+    write(tmp_path, "p0.yaml", "extends: tiny\n")
+    for i in range(1, 30):   # 2**29 reads without a bound
+        write(tmp_path, f"p{i}.yaml", f"extends: [p{i - 1}.yaml, p{i - 1}.yaml]\n")
+    with pytest.raises(RecipeError, match="more than 64 recipe files"):
+        check(tmp_path / "p29.yaml")
+
+
+def test_override_values_are_bounded_too():
+    with pytest.raises(RecipeError, match="more than 10,000 YAML nodes"):
+        bomb = "[" + ",".join(["&a [1,1,1,1,1,1,1,1,1,1]"] + ["*a"] * 2000) + "]"
+        check(RECIPES / "tiny.yaml", ["description=" + bomb])
+    with pytest.raises(RecipeError, match="recursive alias"):
+        check(RECIPES / "tiny.yaml", ["description=&r [*r]"])
+    with pytest.raises(RecipeError, match="the limit is 64"):
+        check(RECIPES / "tiny.yaml", [".".join(["a"] * 100) + "=1"])
+
+
+def test_lines_are_still_recorded_after_aliases(tmp_path):
+    p = write(tmp_path, "alias.yaml", """
+        extends: tiny
+        encoder:
+          stage:
+            block: &o {type: preact}
+        decoder:
+          stage:
+            block: *o
+            depth: "x"
+    """)
+    with pytest.raises(RecipeError) as info:
+        check(p)
+    assert info.value.line == 9 and info.value.key == "decoder.stage.depth"
+
+
+@pytest.mark.parametrize("text, expected", [("8GB", 8 * 1024**3), ("512 MiB", 512 * 1024**2),
+                                            ("1.5g", 3 * 1024**3 // 2), ("1000000", 1_000_000), ("2k", 2048)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "x", "8XB", "-1GB", "0", "1e999GB"])
+def test_parse_bytes_refuses(text):
+    with pytest.raises(ValueError):
+        parse_bytes(text)
+
+
+def test_memory_budget_refuses_before_allocating(monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, "100MB")
+    with pytest.raises(RecipeError) as info:   # activations alone: refused by the planner
+        check("res_cbam")
+    msg = str(info.value)
+    assert "58,343,424 activation values" in msg and "100.0 MiB" in msg and BUDGET_ENV in msg
+    assert info.value.file.endswith("res_cbam.yaml") and info.value.key.startswith(("encoder.", "decoder."))
+    monkeypatch.setenv(BUDGET_ENV, "500MB")    # activations fit, weights + Adam do not
+    plan = check("res_cbam")
+    with pytest.raises(RecipeError, match=r"24,009,025 parameters × 16 B"):
+        sarzoo.build("res_cbam")
+    from sarzoo.model import count_parameters
+    assert sum(count_parameters(plan).values()) == 24_009_025 == plan.parameters
+    monkeypatch.setenv(BUDGET_ENV, "unlimited")
+    check("res_cbam", ["input.size=[8192,8192]"])
+    monkeypatch.setenv(BUDGET_ENV, "lots")
+    with pytest.raises(SarzooError, match="is not a size"):
+        check("tiny")
+
+
+def test_huge_models_are_refused_quickly_by_default():
+    import time
+    t0 = time.monotonic()
+    stages = "[" + ", ".join(["{out_channels: 4096, stride: 1}"] * 12) + "]"
+    with pytest.raises(RecipeError, match="parameters × 16 B") as info:
+        sarzoo.build("tiny", [f"encoder.stages={stages}", "encoder.stage.depth=32", "input.size=[8,8]"])
+    assert time.monotonic() - t0 < 15 and info.value.key.startswith("encoder.stages[")
+    with pytest.raises(RecipeError, match="activation values"):
+        check("tiny", ["input.size=[16384,16384]"])
+
+
+def test_checkpoint_loading_goes_through_the_budget(tmp_path, monkeypatch):
+    out = tmp_path / "m.pt"
+    assert run_cli("build", "tiny", "--output", out).returncode == 0
+    monkeypatch.setenv(BUDGET_ENV, "1MB")
+    with pytest.raises(RecipeError, match="memory budget of 1.0 MiB"):
+        sarzoo.load(out)
+    res = run_cli("build", "tiny", "--json", env={BUDGET_ENV: "1GB"})
+    mem = json.loads(res.stdout)["memory"]
+    assert mem["budget_bytes"] == 1024**3 and mem["parameters"] == 124_877 and mem["estimate_bytes"] > 0

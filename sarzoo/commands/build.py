@@ -49,8 +49,11 @@ def run(args) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from sarzoo.model import build_model, verify
+    from sarzoo.plan import estimate_memory, memory_budget
 
-    model = build_model(plan, verify_shapes=False).eval()
+    model = build_model(plan, verify_shapes=False).eval()  # refuses a model over the memory budget first
+    estimate = estimate_memory(plan)
+    budget, budget_from = memory_budget()
     counter = FlopCounterMode(display=False)
     real, (x_hat, z) = verify(model, plan, counter)
     flops = int(counter.get_total_flops())
@@ -72,6 +75,8 @@ def run(args) -> int:
         "compression_ratio": plan.compression_ratio,
         "total_stride": plan.total_stride,
         "flops_per_image": flops,
+        "memory": {"estimate_bytes": estimate.bytes, "parameters": estimate.parameters,
+                   "activations": estimate.activations, "budget_bytes": budget, "budget_from": budget_from},
         "stages": rows,
         "components": model.provenance(),
     }
@@ -116,5 +121,11 @@ def _print_table(r: dict) -> None:
     out.write(f"latent       {latent} = {math.prod(r['latent_shape']):,} numbers; compression "
               f"{r['compression_ratio']:g}× (total stride {r['total_stride']})\n")
     out.write(f"FLOPs/image  {r['flops_per_image'] / 1e9:.2f} GFLOP ({_fmt_int(r['flops_per_image'])})\n")
+    from sarzoo.plan import human_bytes
+
+    mem = r["memory"]
+    budget = "unlimited" if mem["budget_bytes"] is None else human_bytes(mem["budget_bytes"])
+    out.write(f"memory       ~{human_bytes(mem['estimate_bytes'])} to train at batch 1 (16 B/parameter + "
+              f"8 B/activation); budget {budget} ({mem['budget_from']})\n")
     if r.get("output"):
         out.write(f"written      {r['output']}\n")

@@ -12,7 +12,9 @@ parent's (the old component's options mean nothing to the new one), keeping only
 from __future__ import annotations
 
 import copy
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Union
@@ -28,8 +30,45 @@ STEP_KEYS = ("out_channels", "stride")
 DELETE_KEY = "_delete_"
 
 
+#: Bounds on what reading one recipe may cost, checked before the cost is paid (docs/recipes.md).
+#: A recipe is a few kB and ~100 nodes; pure-Python PyYAML parses ~10k nodes a second on a busy core.
+MAX_FILE_BYTES = 256 * 1024    # a recipe file is read only when it is a regular file at most this big
+MAX_DEPTH = 64                 # mappings and lists nested deeper than this are refused
+MAX_NODES = 10_000             # YAML nodes, also after alias expansion ("billion laughs" stops here)
+MAX_FILES = 64                 # recipe files one recipe may read through `extends:` (diamonds included)
+MAX_KEY_PARTS = 64             # parts of one `--set` key path
+
+
+class _LimitError(Exception):
+    """A bound of this module was exceeded; turned into a RecipeError by whoever knows the file."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, but ``1e-4`` is a float as in YAML 1.2 (PyYAML 1.1 makes it a string)."""
+    """PyYAML's safe loader, but ``1e-4`` is a float as in YAML 1.2 (PyYAML 1.1 makes it a string),
+    and composing stops at nesting deeper than ``MAX_DEPTH`` (before PyYAML's recursive composer
+    could exhaust the Python stack) and at more than ``MAX_NODES`` nodes (before parsing the rest)."""
+
+    _depth = 0
+    _nodes = 0
+
+    def compose_node(self, parent, index):  # noqa: D102 - PyYAML's hook
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _LimitError(f"nested deeper than {MAX_DEPTH} levels", mark.line + 1)
+            if self._nodes > MAX_NODES:
+                mark = self.peek_event().start_mark
+                raise _LimitError(f"more than {MAX_NODES:,} YAML nodes (a recipe has about a hundred)",
+                                  mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.add_implicit_resolver(
@@ -42,9 +81,70 @@ _Loader.add_implicit_resolver(
     list("-+0123456789."))
 
 
-def parse_yaml(text: str):
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
+
+def check_node_graph(root: yaml.Node) -> int:
+    """The number of nodes ``root`` stands for once every alias is expanded, computed without
+    expanding anything (each distinct node is visited once, iteratively). Refuses a recursive
+    alias (a node that contains itself), more than ``MAX_NODES`` expanded nodes and an expanded
+    depth beyond ``MAX_DEPTH`` with ``_LimitError``."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            on_path.discard(key)
+            if size[key] > MAX_NODES:
+                raise _LimitError(f"expands to more than {MAX_NODES:,} YAML nodes (aliases of aliases?)",
+                                  node.start_mark.line + 1)
+            if depth[key] > MAX_DEPTH:
+                raise _LimitError(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded",
+                                  node.start_mark.line + 1)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise _LimitError("a recursive alias: the anchored node contains an alias of itself",
+                              node.start_mark.line + 1)
+        on_path.add(key)
+        stack.append((node, True))
+        for kid in reversed(_children(node)):
+            if id(kid) in on_path:
+                raise _LimitError("a recursive alias: the anchored node contains an alias of itself",
+                                  kid.start_mark.line + 1)
+            if id(kid) not in size:
+                stack.append((kid, False))
+    return size[id(root)]
+
+
+def _compose(text: str) -> tuple[yaml.Node | None, Any]:
+    """Compose once, check the node graph, then construct from the same nodes."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        check_node_graph(node)
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(text: str):
+    """Parse one YAML value with the recipe loader's bounds; a bound exceeded raises ``_LimitError``."""
+    return _compose(text)[1]
 
 
 def keypath(path: Iterable[str | int]) -> str:
@@ -85,35 +185,70 @@ class RawRecipe:
         return self.origin(path).error(message, path)
 
 
-def _record_lines(node: yaml.Node, path: PathKey, file: str, out: dict[PathKey, Origin]) -> None:
-    out[path] = Origin(file, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-            out[path + (key,)] = Origin(file, key_node.start_mark.line + 1)
-            _record_lines(value_node, path + (key,), file, out)
-            out[path + (key,)] = Origin(file, key_node.start_mark.line + 1)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _record_lines(item, path + (i,), file, out)
+def _record_lines(root: yaml.Node, file: str, out: dict[PathKey, Origin]) -> None:
+    """Every key path's line, iteratively (the graph is already bounded by ``check_node_graph``).
+    A key's own line wins over the line of its value."""
+    stack: list[tuple[yaml.Node, PathKey, bool]] = [(root, (), True)]
+    while stack:
+        node, path, own = stack.pop()
+        if own:
+            out[path] = Origin(file, node.start_mark.line + 1)
+        children: list[tuple[yaml.Node, PathKey, bool]] = []
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+                out[path + (key,)] = Origin(file, key_node.start_mark.line + 1)
+                children.append((value_node, path + (key,), False))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, path + (i,), True) for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))
+
+
+def _read_bounded(path: Path) -> str:
+    """The text of a recipe file, refusing anything but a regular file of at most
+    ``MAX_FILE_BYTES`` before opening it (a FIFO or a device would block or never end)."""
+    name = str(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise RecipeError("recipe file not found", file=name) from None
+    except (OSError, ValueError) as exc:
+        raise RecipeError(f"cannot read recipe: {exc}", file=name) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise RecipeError("is a directory, not a recipe file", file=name)
+    if not stat.S_ISREG(st.st_mode):
+        raise RecipeError("is not a regular file (a FIFO, socket or device?); a recipe must be a file",
+                          file=name)
+    if st.st_size > MAX_FILE_BYTES:
+        raise RecipeError(f"recipe file is {st.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,} "
+                          f"(recipes are a few kB)", file=name)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RecipeError(f"cannot read recipe: {exc}", file=name) from None
+    if len(data) > MAX_FILE_BYTES:  # it grew between stat and read
+        raise RecipeError(f"recipe file is larger than the limit of {MAX_FILE_BYTES:,} bytes", file=name)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"cannot read recipe: {exc}", file=name) from None
 
 
 def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     name = str(path)
+    text = _read_bounded(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError("recipe file not found", file=name) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecipeError(f"cannot read recipe: {exc}", file=name) from None
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = parse_yaml(text)
+        node, data = _compose(text)
+    except _LimitError as exc:
+        raise RecipeError(f"YAML refused: {exc}", file=name, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or first_line(exc)
         raise RecipeError(f"invalid YAML: {problem}", file=name,
                           line=mark.line + 1 if mark else None) from None
+    except RecursionError:  # a last resort: the bounds above should make this unreachable
+        raise RecipeError("YAML refused: nested too deeply", file=name) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -124,7 +259,7 @@ def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
         raise RecipeError(f"keys must be strings, got {bad[0]!r}", file=name)
     origins: dict[PathKey, Origin] = {(): Origin(name, 1)}
     if node is not None:
-        _record_lines(node, (), name, origins)
+        _record_lines(node, name, origins)
     return data, origins
 
 
@@ -191,11 +326,18 @@ def _resolve_parent(ref: str, relative_to: Path | None) -> Path:
     return p
 
 
-def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawRecipe:
+def _load_with_extends(path: Path, stack: tuple[Path, ...], files: list[int] | None = None) -> RawRecipe:
+    """``files``: a one-item counter of the files read so far for this recipe, shared by every
+    branch of ``extends:`` so that a diamond of parents cannot multiply the work."""
+    files = [0] if files is None else files
     path = path.resolve() if path.exists() else path
     if path in stack:
         chain = " → ".join(str(p) for p in stack + (path,))
         raise RecipeError(f"'extends' cycle: {chain}", file=str(stack[-1]), key="extends")
+    files[0] += 1
+    if files[0] > MAX_FILES:
+        raise RecipeError(f"reading this recipe would read more than {MAX_FILES} recipe files through "
+                          f"'extends'", file=str(stack[-1]) if stack else str(path), key="extends")
     data, origins = _parse_file(path)
     parents = data.pop("extends", None)
     if parents is None:
@@ -211,7 +353,7 @@ def _load_with_extends(path: Path, stack: tuple[Path, ...]) -> RawRecipe:
             line_key = ("extends", i) if ("extends", i) in origins else ("extends",)
             raise origins[line_key].error(f"extended recipe '{parent}' not found (looked for {ppath}); "
                                           + _builtin_hint(parent), ("extends",))
-        base = _load_with_extends(ppath, stack + (path,))
+        base = _load_with_extends(ppath, stack + (path,), files)
         merged.data = deep_merge(merged.data, base.data)
         merged.origins.update(base.origins)
     merged.data = deep_merge(merged.data, data)
@@ -235,6 +377,8 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, text = item.split("=", 1)
     try:
         value = parse_yaml(text) if text.strip() else ""
+    except _LimitError as exc:
+        raise RecipeError(f"value of override '{key}' refused: {exc}", file="--set", key=key) from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or first_line(exc)
         raise RecipeError(f"value of override '{item}' is not valid YAML: {problem}", file="--set",
@@ -256,6 +400,9 @@ def apply_override(raw: RawRecipe, key: str, value: Any) -> None:
     parts: list[str | int] = [p for p in key.split(".")]
     if not key or any(p == "" for p in parts):
         raise RecipeError(f"override key '{key}' is not a valid key path", file="--set")
+    if len(parts) > MAX_KEY_PARTS:
+        raise RecipeError(f"override key path has {len(parts)} parts; the limit is {MAX_KEY_PARTS}",
+                          file="--set")
     origin = Origin(f"--set {key}")
     node: Any = raw.data
     path: list[str | int] = []
@@ -303,8 +450,9 @@ def load_raw(recipe: str | Path | Mapping[str, Any], overrides=None, source: str
         if parents is not None and (not isinstance(parents, list)
                                     or not all(isinstance(p, str) for p in parents)):
             raise Origin(source).error("'extends' must be a path or a list of paths", ("extends",))
+        files = [0]
         for parent in parents or []:
-            base = _load_with_extends(_resolve_parent(parent, None), ())
+            base = _load_with_extends(_resolve_parent(parent, None), (), files)
             raw.data = deep_merge(raw.data, base.data)
             raw.origins.update(base.origins)
         raw.data = deep_merge(raw.data, data)
