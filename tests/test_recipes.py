@@ -448,8 +448,9 @@ def test_checkpoint_loading_goes_through_the_budget(tmp_path, monkeypatch):
     out = tmp_path / "m.pt"
     assert run_cli("build", "tiny", "--output", out).returncode == 0
     monkeypatch.setenv(BUDGET_ENV, "1MB")
-    with pytest.raises(RecipeError, match="memory budget of 1.0 MiB"):
+    with pytest.raises(SarzooError, match="memory budget of 1.0 MiB") as exc:
         sarzoo.load(out)
+    assert str(out) in str(exc.value)  # the checkpoint whose stored recipe is too big is named
     res = run_cli("build", "tiny", "--json", env={BUDGET_ENV: "1GB"})
     mem = json.loads(res.stdout)["memory"]
     assert mem["budget_bytes"] == 1024**3 and mem["parameters"] == 124_877 and mem["estimate_bytes"] > 0
