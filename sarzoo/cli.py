@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from sarzoo.commands import COMMAND_MODULES
-from sarzoo.errors import SarzooError
+from sarzoo.errors import SarzooError, describe
 
 
 def _load(name: str):
@@ -30,8 +30,21 @@ def make_parser() -> argparse.ArgumentParser:
         mod = _load(modname)
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _needs_torch=getattr(mod, "NEEDS_TORCH", False))
     return parser
+
+
+def _import_torch() -> None:
+    """PyTorch, imported up front by the commands that compute. Importing it can fail because of
+    the environment rather than sarzoo (torch reads every installed distribution's entry points,
+    so one corrupt ``entry_points.txt`` anywhere breaks it): that is the user's to fix, so it is
+    said in one paragraph instead of a traceback from deep inside a plugin's first torch call."""
+    try:
+        import torch  # noqa: F401
+    except Exception as exc:  # whatever torch's own import raises
+        raise SarzooError(f"PyTorch cannot be imported ({describe(exc, whole=True)}). If an installed "
+                          "distribution's metadata is broken (`sarzoo plugins` lists it as failed), reinstall "
+                          "or remove it; otherwise reinstall torch.") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args._needs_torch:
+            _import_torch()
         return int(args._run(args) or 0)
     except SarzooError as exc:
         print(f"sarzoo {args.command}: error: {exc}", file=sys.stderr)

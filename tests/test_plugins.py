@@ -540,7 +540,7 @@ def test_malformed_declarations_fail_at_registration_and_break_nothing_else(tmp_
                               modules={"bad_utf8": "raise ImportError('never imported')\n"})
     (info / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: sarzoo-bad-\xff\xfeutf8\nVersion: 0.1\n")
     # a malformed entry_points.txt breaks `import torch` itself (torch reads every distribution's
-    # entry points), so it is only listed here, in a site of its own that no build sees
+    # entry points), so it lives in a site of its own
     info = write_distribution(tmp_path / "eps", "sarzoo-bad-eps", "0.1")
     (info / "entry_points.txt").write_text("[sarzoo.plugins]\nno equals sign here\n")
     plugins = _plugins_json(_env(tmp_path, tmp_path / "eps"))
@@ -555,6 +555,10 @@ def test_malformed_declarations_fail_at_registration_and_break_nothing_else(tmp_
     proc = run_cli("list", "--json", env=_env(tmp_path, tmp_path / "eps"))
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "preact" in {c["name"] for c in json.loads(proc.stdout)}
+    # and a command that computes says so in one paragraph instead of a traceback from torch's import
+    proc = run_cli("build", "tiny", env=_env(tmp_path, tmp_path / "eps"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "PyTorch cannot be imported" in proc.stderr and "`sarzoo plugins`" in proc.stderr
     env = _env(tmp_path)
     proc = run_cli("build", "tiny", "--set", "encoder.stage.attention=ch", env=env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

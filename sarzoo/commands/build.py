@@ -7,6 +7,7 @@ import math
 import sys
 
 NAME = "build"
+NEEDS_TORCH = True
 HELP = "validate and build a recipe; print a per-stage table, parameters, latent shape and FLOPs"
 DESCRIPTION = (HELP + ". The recipe is checked against every component's contract before any weight is "
                "allocated; then one forward pass on a dummy input confirms the shapes.")

@@ -5,6 +5,7 @@ import argparse
 import json
 
 NAME = "check-plugin"
+NEEDS_TORCH = True
 HELP = "run the conformance checks on every component of an installed distribution"
 DESCRIPTION = (HELP + " (shape contract, construction, forward, output shape, finite outputs, "
                "gradients to the input and every parameter, eval-mode determinism) on sampled "

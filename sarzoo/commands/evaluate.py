@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 NAME = "eval"
+NEEDS_TORCH = True
 HELP = "evaluate a checkpoint: PSNR, SSIM, ENL ratio, EPI per image and on average, vs the classical reference"
 DESCRIPTION = (
     "Evaluate a training checkpoint (best.pt/last.pt). Without --data it uses the checkpoint's own data "

@@ -16,6 +16,7 @@ from typing import Any
 from sarzoo.train.observer import EpochRecord, Observer, RunInfo, StepRecord, TrainResult
 
 NAME = "train"
+NEEDS_TORCH = True
 HELP = "train a recipe (embedded synthetic SAR data, or --data files); checkpoints, TensorBoard, resume"
 DESCRIPTION = (
     "Train the autoencoder a recipe describes. Training settings come from the recipe's train: section "
