@@ -341,3 +341,24 @@ def test_help_does_not_import_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "torch" not in r.stdout, r.stdout
+
+
+def _digest(directory):
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_an_input_error_leaves_a_real_run_byte_identical(tmp_path):
+    """Nothing already written is lost: a finished run's checkpoints, logs, TensorBoard events and
+    previews stay byte for byte what they were after a refused `train --out` and a bad recipe."""
+    out = tmp_path / "run"
+    code, _, err = run_main(train_args(out, "--max-steps", 2))
+    assert code == 0, err
+    before = _digest(out)
+    assert "last.pt" in before and "recipe.yaml" in before
+    for args in (train_args(out, "--max-steps", 2),                                  # --out holds a run
+                 train_args(out, "--resume", "auto", sets=["train.batch_size=abc"]),  # a bad --set
+                 train_args(out, "--resume", "auto", sets=["encoder.stage.depth=3"])):  # another model
+        code, _, err = run_main(args)
+        assert code == 2 and "Traceback" not in err, err
+        assert _digest(out) == before
