@@ -8,8 +8,7 @@ checkpoint: ``sarzoo.load``, ``checkpoint.read(purpose="resume")`` (what ``--res
 anything else) and ``sarzoo eval``. Each must succeed or raise a ``SarzooError`` that names the
 file; nothing else, and within a time bound.
 
-Cases: the default hypothesis profile (100 examples, about half a minute on 2 CPU cores) in CI;
-``--hypothesis-profile=deep`` for thousands.
+Cases: 200 in CI (about a minute on 2 CPU cores); ``--hypothesis-profile=deep`` for thousands.
 """
 from __future__ import annotations
 
@@ -198,7 +197,11 @@ def _outcome(fn, path) -> str:
     return result
 
 
-@settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+#: a couple of hundred in CI; the ``deep`` profile (tests/conftest.py) raises it
+EXAMPLES = 200 if settings.default.max_examples <= 100 else settings.default.max_examples
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_checkpoints_are_loaded_or_refused_naming_the_file(trained, data):
     base, tmp = trained
