@@ -13,6 +13,7 @@ all get the check.
 """
 from __future__ import annotations
 
+import copy
 import math
 import operator
 import os
@@ -147,6 +148,9 @@ class _Planner:
     def contract(self, comp: Component, what: str, fn, args: tuple, path: PathKey):
         """Call one of ``comp``'s contract functions. When a third-party contract raises, the
         recipe is fine and the plugin is not: say which plugin, not a traceback from inside it."""
+        # each call gets its own copy of the arguments: a contract that mutates them (clears the
+        # dict it was given) must not change what the planner and the factory see afterwards
+        args = tuple(copy.deepcopy(a) if isinstance(a, (dict, list)) else a for a in args)
         try:
             return fn(*args)
         except SarzooError:

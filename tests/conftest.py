@@ -9,7 +9,8 @@ from sarzoo.catalog import builtin_dir
 
 # `pytest --hypothesis-profile=deep`: many more generated cases for the fuzzers (hostile data files,
 # plugins, recipes, checkpoints) than the default profile that CI runs; see docs/reliability.md.
-settings.register_profile("deep", max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+# (tests/test_recipe_fuzz.py takes max(its CI count, the profile's max_examples))
+settings.register_profile("deep", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck))
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = builtin_dir()  # the built-in recipes, where the installed sarzoo has them
@@ -29,10 +30,3 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "sarzoo", *map(str, args)], capture_output=True,
                           text=True, env=full_env, cwd=cwd, timeout=timeout)
-
-
-# Hypothesis profiles: `--hypothesis-profile=deep` runs the recipe fuzzers' hostile cases at length
-# (tests/test_recipe_fuzz.py takes max(its CI count, the profile's max_examples)).
-from hypothesis import settings as _hypothesis_settings  # noqa: E402
-
-_hypothesis_settings.register_profile("deep", max_examples=5000, deadline=None)

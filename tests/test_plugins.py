@@ -641,3 +641,32 @@ def test_what_factories_and_contracts_return_is_checked_when_a_recipe_uses_them(
     assert f"{head} '{value}' from sarzoo-results 0.7 (plugin 'results'): {reason}" in err.getvalue(), \
         err.getvalue()
     assert "This is a bug in sarzoo-results" in err.getvalue()
+
+
+MUTATING = '''
+from torch import nn
+from sarzoo import hookimpl
+from sarzoo.interfaces import Component
+
+
+def make(in_channels, out_channels, stride):
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1)
+
+
+@hookimpl
+def sarzoo_components():
+    return [Component("block", "clearer", make, "its check() empties the arguments it is given",
+                      check=lambda args: args.clear())]
+'''
+
+
+def test_a_contract_that_mutates_its_arguments_changes_nothing(tmp_path):
+    """Found by the deep plugin fuzz: `check=lambda a: a.clear()` emptied the planner's own
+    arguments (a KeyError later). Each contract call now gets its own copy."""
+    import sarzoo
+
+    write_distribution(tmp_path, "sarzoo-clearer", "0.1", plugins={"p": "clearer_mod"},
+                       modules={"clearer_mod": MUTATING})
+    with installed(tmp_path):
+        model = sarzoo.build(_recipe(tmp_path, block="clearer"))
+    assert model.count_parameters()["total"] > 0
