@@ -9,14 +9,12 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from sarzoo.budget import check_memory, estimate_memory, memory_budget
 from sarzoo.errors import PluginError, SarzooError, describe
 from sarzoo.plan import (
     Layer,
     Plan,
     StagePlan,
-    check_memory,
-    estimate_memory,
-    memory_budget,
     plan_recipe,
     plugin_fault,
 )
@@ -115,7 +113,7 @@ def count_parameters(plan: Plan) -> dict[str, int]:
 
 def check_plan_memory(plan: Plan) -> None:
     """Refuse, before any weight is allocated, a model that would not fit in the memory budget
-    (``sarzoo.plan.check_memory``). When even the plan's generous torch-free parameter bound
+    (``sarzoo.budget.check_memory``). When even the plan's generous torch-free parameter bound
     (``Plan.parameter_bound``) fits, nothing more is needed; otherwise the parameters are counted
     exactly on the meta device (each factory is then called once more, on meta) and checked."""
     budget, _ = memory_budget()

@@ -33,7 +33,13 @@ def imports(path: Path, name: str, known: set[str]) -> set[str]:
     """The sarzoo modules ``path`` imports, at module level or inside functions."""
     is_pkg = path.name == "__init__.py"
     out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # imports under `if TYPE_CHECKING:` are for annotations only, never executed
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and getattr(node.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -142,7 +148,8 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
 
 #: Modules that must work without torch: recipe checking and planning happen before any weight,
 #: and `sarzoo --help`, `sarzoo recipes` and `sarzoo.load_recipe` must stay instant.
-TORCH_FREE = ("sarzoo.config", "sarzoo.plan", "sarzoo.catalog", "sarzoo.interfaces", "sarzoo.errors",
+TORCH_FREE = ("sarzoo.config", "sarzoo.plan", "sarzoo.budget", "sarzoo.catalog", "sarzoo.interfaces",
+              "sarzoo.errors",
               "sarzoo.files", "sarzoo.hookspecs", "sarzoo.registry", "sarzoo._version")
 
 

@@ -23,12 +23,12 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sarzoo.budget import BUDGET_ENV, parse_bytes
 from sarzoo.config import load_raw
 from sarzoo.config.source import MAX_FILE_BYTES
 from sarzoo.errors import SarzooError
 from sarzoo.model import build_model as instantiate
 from sarzoo.model import check_plan_memory
-from sarzoo.plan import BUDGET_ENV, parse_bytes
 from sarzoo.plan import plan_recipe as check
 from tests.conftest import RECIPES
 

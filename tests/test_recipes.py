@@ -8,9 +8,9 @@ import torch
 import yaml
 
 import sarzoo
+from sarzoo.budget import BUDGET_ENV, parse_bytes
 from sarzoo.config import source as _source
 from sarzoo.errors import RecipeError, SarzooError
-from sarzoo.plan import BUDGET_ENV, parse_bytes
 from sarzoo.plan import plan_recipe as check
 from sarzoo.registry import get_registry
 from tests.conftest import RECIPES, run_cli

@@ -49,8 +49,8 @@ def run(args) -> int:
 
     from torch.utils.flop_counter import FlopCounterMode
 
+    from sarzoo.budget import estimate_memory, memory_budget
     from sarzoo.model import build_model, verify
-    from sarzoo.plan import estimate_memory, memory_budget
 
     model = build_model(plan, verify_shapes=False).eval()  # refuses a model over the memory budget first
     estimate = estimate_memory(plan)
@@ -122,7 +122,7 @@ def _print_table(r: dict) -> None:
     out.write(f"latent       {latent} = {math.prod(r['latent_shape']):,} numbers; compression "
               f"{r['compression_ratio']:g}× (total stride {r['total_stride']})\n")
     out.write(f"FLOPs/image  {r['flops_per_image'] / 1e9:.2f} GFLOP ({_fmt_int(r['flops_per_image'])})\n")
-    from sarzoo.plan import human_bytes
+    from sarzoo.budget import human_bytes
 
     mem = r["memory"]
     budget = "unlimited" if mem["budget_bytes"] is None else human_bytes(mem["budget_bytes"])
