@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from sarzoo import fastpath
 from sarzoo.errors import SarzooError
 
 __all__ = ["Loaded", "load", "reconstruct", "tile_size", "blend_weights"]
@@ -44,7 +45,7 @@ class Loaded(NamedTuple):
         return np.where(np.asarray(mask), out, np.nan).astype(np.float32)
 
 
-def load(checkpoint: str | os.PathLike, device: str = "cpu") -> Loaded:
+def load(checkpoint: str | os.PathLike, device: str = "cpu", runtime: dict[str, Any] | None = None) -> Loaded:
     """The trained model (eval mode) and its ``Preprocessing`` from a training checkpoint.
 
     Loading goes through ``torch.load(weights_only=True)`` only, so a checkpoint cannot run code,
@@ -53,13 +54,18 @@ def load(checkpoint: str | os.PathLike, device: str = "cpu") -> Loaded:
     one is a ``SarzooError`` naming the file and the key.
     ``preprocessing.forward(raw) -> (x01, mask)`` and ``preprocessing.inverse(x01)`` convert
     between the data's domain and the model's [0, 1]; the model alone is useless without them.
+    The model is on the inference fast path (``sarzoo.fastpath``) of the checkpoint's ``runtime:``
+    section with ``runtime`` (e.g. ``{"amp": "off"}`` for fp32) laid over it; ``reconstruct`` uses it.
     """
     from sarzoo import checkpoint as ck
+    from sarzoo import config
     from sarzoo.device import pick_device
 
     ckpt = ck.read(checkpoint)
-    model = ck.model_from_checkpoint(ckpt, pick_device(device))
-    model.eval()
+    dev = pick_device(device)
+    model = ck.model_from_checkpoint(ckpt, dev)
+    fastpath.for_inference(model, config.resolve_section("runtime", {**ckpt["recipe"]["runtime"], **(runtime or {})}),
+                           dev)
     model.checkpoint_info = _checkpoint_info(ckpt)
     return Loaded(model, ck.preprocessing_of(ckpt))
 
@@ -140,15 +146,13 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     wt = np.outer(blend_weights(tile, overlap), blend_weights(tile, overlap))
     out = np.zeros((H, W), dtype=np.float64)
     wsum = np.zeros((H, W), dtype=np.float64)
-    param = next(model.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
     was_training = model.training
     model.eval()
     try:
         for b in range(0, len(pos), batch_size):
             chunk = pos[b:b + batch_size]
             batch = np.stack([xp[r:r + tile, c:c + tile] for r, c in chunk])[:, None]
-            y = model(torch.from_numpy(batch).to(device))
+            y = fastpath.forward(model, torch.from_numpy(batch))
             y = (y[0] if isinstance(y, tuple) else y).float().clamp(0.0, 1.0).cpu().numpy()[:, 0]
             for (r, c), t in zip(chunk, y):
                 out[r:r + tile, c:c + tile] += t * wt

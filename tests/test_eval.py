@@ -18,7 +18,7 @@ from tests.conftest import RECIPES, run_cli
 SMALL_DATA = ["--set", "data.synthetic.n_scenes=6", "--set", "data.synthetic.size=96", "--set", "data.stride=64",
               "--set", "train.batch_size=4", "--set", "train.histogram_every=0", "--set", "train.preview_samples=1",
               "--set", "train.warmup.epochs=0", "--set", "train.lr=0.003",
-              "--set", "train.amp='off'"]  # fp32 like eval, so the figures compare exactly
+              "--set", "runtime.amp='off'"]  # fp32 like eval, so the figures compare exactly
 
 
 def train_small(out, epochs: int = 1, extra=()):

@@ -177,10 +177,18 @@ def test_yaml11_booleans_read_as_switch_words():
     """`amp: off` is how people write it; YAML 1.1 turns it into false before we see it."""
     from sarzoo.config import load_raw, resolve
 
-    assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=off"]))["train"]["amp"] == "off"
-    assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=on"]))["train"]["amp"] == "auto"
-    with pytest.raises(SarzooError, match="must be a string"):
-        resolve(load_raw(RECIPES / "tiny.yaml", ["name=false"]))
+    assert resolve(load_raw(RECIPES / "tiny.yaml", ["runtime.amp=off"]))["runtime"]["amp"] == "off"
+    assert resolve(load_raw(RECIPES / "tiny.yaml", ["runtime.amp=on"]))["runtime"]["amp"] == "auto"
+
+
+def test_train_amp_is_read_as_runtime_amp():
+    """Recipes and checkpoints written before the runtime section say train.amp: still read, under its new
+    name, which wins when both are given (--set runtime.amp over an old recipe)."""
+    from sarzoo.config import load_raw, resolve
+
+    r = resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=off"]))
+    assert r["runtime"]["amp"] == "off" and "amp" not in r["train"]
+    assert resolve(load_raw(RECIPES / "tiny.yaml", ["train.amp=bf16", "runtime.amp=off"]))["runtime"]["amp"] == "off"
 
 
 # --- merging and value rules that once had several owners -------------------------------------

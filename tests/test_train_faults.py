@@ -220,7 +220,7 @@ def test_nonfinite_losses_are_skipped_counted_logged_then_stop_keeping_last_good
     """A real cause: fp16 autocast with an absurd learning rate overflows after the first update."""
     out = tmp_path / "run"
     code, stdout, err = run_main(train_args(out, "--max-steps", 30, sets=[
-        "train.amp=fp16", "train.lr=10", "train.warmup.epochs=0", "train.checkpoint_every_steps=1",
+        "runtime.amp=fp16", "train.lr=10", "train.warmup.epochs=0", "train.checkpoint_every_steps=1",
         "train.max_nonfinite=3"]))
     assert code == 2
     assert "Traceback" not in err
@@ -291,7 +291,7 @@ def test_data_corrupted_between_runs_fails_resume_without_touching_the_run(tmp_p
 @pytest.mark.parametrize("extra, needles", [
     (["--set", "train.bogus=1"], ["train.bogus", "unknown key"]),
     (["--set", "train.optimizer.kind=sgd"], ["train.optimizer.kind"]),
-    (["--set", "train.amp=fp8"], ["train.amp"]),
+    (["--set", "runtime.amp=fp8"], ["runtime.amp"]),
     (["--set", "train.lr=-1"], ["train.lr"]),
     (["--resume", "/nonexistent/dir/last.pt"], ["/nonexistent/dir/last.pt", "no such checkpoint"]),
     (["--epochs", "0"], ["--epochs"]),

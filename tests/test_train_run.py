@@ -39,7 +39,7 @@ def run(tmp_path_factory):
         # fp32: the loss figures below must not depend on whether this CPU has bf16 units (with bf16
         # autocast on AVX512-BF16 the 4 tiny epochs lower the loss by only 0.0014; the amp setting
         # settings are tested in test_precision_settings_train_on_cpu)
-        code = main(train_args(out, "--epochs", EPOCHS, "--seed", 3, sets=["train.amp=off"]))
+        code = main(train_args(out, "--epochs", EPOCHS, "--seed", 3, sets=["runtime.amp=off"]))
     assert code == 0, stderr.getvalue()
     return {"dir": out, "stdout": stdout.getvalue(), "stderr": stderr.getvalue()}
 
@@ -154,11 +154,11 @@ def test_precision_settings_train_on_cpu(tmp_path, setting, shown, stored):
     out = tmp_path / "run"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(train_args(out, "--max-steps", 3, sets=[f"train.amp={setting}"]))
+        code = main(train_args(out, "--max-steps", 3, sets=[f"runtime.amp={setting}"]))
     assert code == 0
     assert shown in stdout.getvalue()
     ck = load_checkpoint(out / "last.pt")
-    assert ck["amp"] == stored and ck["step"] == 3 and ck["recipe"]["train"]["amp"] == stored
+    assert ck["amp"] == stored and ck["step"] == 3 and ck["recipe"]["runtime"]["amp"] == stored
     assert all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
 
 

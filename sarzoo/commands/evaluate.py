@@ -37,8 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "reconstructions in the data's domain (.npy; GeoTIFF for GeoTIFF inputs)")
     p.add_argument("--split", choices=["val", "train", "all"], default=None,
                    help="which part of the checkpoint's own data (default val; ignored with --data)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="data.KEY=VALUE",
-                   help="override a data key of the checkpoint's recipe (e.g. data.domain=db, data.nodata=0)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a data or runtime key of the checkpoint's recipe (e.g. data.domain=db, "
+                        "data.nodata=0, runtime.amp=off for fp32)")
     p.add_argument("--overlap", type=int, default=0, metavar="PX",
                    help="tile overlap in pixels for full scenes (default 0: non-overlapping tiles, so the model "
                         "uses the same count of latent numbers as the reference; > 0 blends seams but spends more)")
@@ -116,6 +117,7 @@ def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
         f"data       {r['data']['description']}",
         f"           {pp['domain']} → dB clipped to {pp['vmin']:.2f}..{pp['vmax']:.2f} → [0, 1]; "
         f"no-data masked out of every metric",
+        f"runtime    {r['runtime']}",
         "reference  classical: area-downsample to the latent's count of numbers, bicubic back, same images",
     ]
     if "scenes" in r:

@@ -133,6 +133,9 @@ class Console(Observer):
             prep = facts["preprocessing"]
             self.say(f"note       preprocessing refitted on the data differs from the checkpoint's; using the "
                      f"checkpoint's ({prep.vmin:.2f}..{prep.vmax:.2f} dB)")
+        elif event == "compiling":
+            self.say("compile    torch.compile of the model on one training batch (runtime.compile; its time is "
+                     "shown on the device line; --set runtime.compile=false skips it)")
 
     def run_lines(self, prepared) -> None:
         paths, prep, info = prepared.recipe["data"]["paths"], prepared.preprocessing, prepared.data_info
@@ -158,9 +161,9 @@ class Console(Observer):
             self.say(f"resumed    {info.resumed_from}: epoch {info.epoch + 1}, batch {info.batch_in_epoch}/"
                      f"{info.steps_per_epoch}, step {info.step}")
             if info.resumed_amp not in (None, info.amp):
-                # train.amp=auto resolves per machine; the run goes on, but not bit for bit as before
+                # runtime.amp=auto resolves per machine; the run goes on, but not bit for bit as before
                 self.say(f"note       the checkpoint trained with amp {info.resumed_amp}, this machine uses "
-                         f"{info.amp} (train.amp={info.amp_setting}): training continues, not bitwise as before")
+                         f"{info.amp} (runtime.amp={info.amp_setting}): training continues, not bitwise as before")
         if info.n_val == 0:
             # val_fraction 0, or a single scene whose held-out strip is thinner than a patch
             self.say("note       no validation patches (data.val_fraction is 0, or the held-out part is "

@@ -131,7 +131,7 @@ class _Resolver:
 
     # -- whole recipe ----------------------------------------------------------------------
     def resolve(self) -> dict[str, Any]:
-        data = self.raw.data
+        data = self.moved_keys(self.raw.data)
         enc_raw = data.get("encoder")
         dec_raw = data.get("decoder")
         top = {k: v for k, v in SECTIONS.items() if k not in ("encoder", "decoder")}
@@ -146,6 +146,23 @@ class _Resolver:
         out = {k: out[k] for k in SECTIONS if k in out}
         self.derive(out)
         return out
+
+    def moved_keys(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Keys of older recipes under their current names: ``train.amp`` is ``runtime.amp`` since
+        the runtime section exists, and stored checkpoints and users' files still say it (a
+        ``--set runtime.amp=…`` then overrides it, as it would the new name)."""
+        train = data.get("train")
+        if not isinstance(train, dict) or "amp" not in train:
+            return data
+        runtime = data.get("runtime")
+        if runtime is None:
+            runtime = {}
+        if not isinstance(runtime, dict):
+            return data  # the section check reports the malformed runtime section
+        data = dict(data)
+        data["train"] = {k: v for k, v in train.items() if k != "amp"}
+        data["runtime"] = {"amp": train["amp"], **runtime}   # the current name wins when both are given
+        return data
 
     def derive(self, r: dict[str, Any]) -> None:
         """Defaults that depend on other keys, and checks that span keys, made once, here."""

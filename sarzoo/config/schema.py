@@ -3,7 +3,7 @@
 The model sections (``input``, ``init``, ``encoder``, ``decoder``), ``train:`` and ``data:`` are
 all declared here with ``Field``; values are checked by ``sarzoo.config.values.check`` (which
 component options use too), and ``sarzoo.config.resolve`` fills defaults and derived defaults.
-A new section (``runtime:``, ``bottleneck:`` …) is one more entry in ``SECTIONS``. Import-light
+A new section (``bottleneck:`` …) is one more entry in ``SECTIONS``. Import-light
 on purpose: ``sarzoo --help`` and the docs test read it without torch.
 """
 
@@ -224,13 +224,6 @@ TRAIN: dict[str, Field] = {
     "grad_clip": Field(
         "float", "clip the global gradient norm to this; null = no clipping", default=1.0, min=0, nullable=True
     ),
-    "amp": Field(
-        "str",
-        "mixed precision: auto (CUDA: bf16 if supported else fp16 with a GradScaler; CPU: bf16 where the CPU has "
-        "native bf16 (AMX or AVX512-BF16), else off), off, bf16 (autocast), fp16 (autocast + GradScaler)",
-        default="auto",
-        choices=("auto", "off", "bf16", "fp16"),
-    ),
     "loss": Field(
         "section",
         "the training loss: MSE plus (1 − SSIM), weighted, no-data masked",
@@ -374,10 +367,43 @@ DATA: dict[str, Field] = {
 }
 
 
+RUNTIME: dict[str, Field] = {
+    "amp": Field(
+        "str",
+        "mixed precision: auto (CUDA: bf16 if supported else fp16 with a GradScaler; CPU: bf16 where the CPU has "
+        "native bf16 (AMX or AVX512-BF16), else off), off, bf16 (autocast), fp16 (autocast + GradScaler)",
+        default="auto",
+        choices=("auto", "off", "bf16", "fp16"),
+    ),
+    "channels_last": Field(
+        "bool", "NHWC memory format for weights and activations; null = automatic (on: every device measured "
+        "runs convolutions faster in it)", default=None, nullable=True,
+    ),
+    "compile": Field(
+        "bool", "torch.compile the training step's model, with a clean fallback to eager where it cannot run; "
+        "null = automatic (on for CUDA; off on CPU, where it did not pay: docs/performance.md)",
+        default=None, nullable=True,
+    ),
+    "compile_mode": Field(
+        "str", "torch.compile mode", default="default", choices=("default", "reduce-overhead", "max-autotune"),
+    ),
+    "cudnn_benchmark": Field(
+        "bool", "let cuDNN time its convolution algorithms once per shape (CUDA only); null = on",
+        default=None, nullable=True,
+    ),
+    "checkpoint": Field(
+        "bool", "activation checkpointing per stage in training: keep only each stage's input and recompute the "
+        "rest in backward (about a third more compute for much less memory)", default=False,
+    ),
+}
+
+
 SECTIONS: dict[str, Field] = {
     **MODEL,
     "train": Field("section", "training settings (sarzoo train); defaults are the seeds'", children=TRAIN),
     "data": Field("section", "training/evaluation data (sarzoo.data); null paths = synthetic SAR", children=DATA),
+    "runtime": Field("section", "how the model runs (training, evaluation, reconstruction): precision, memory "
+                     "format, compilation, checkpointing; automatic per device by default", children=RUNTIME),
 }
 
 

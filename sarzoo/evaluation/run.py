@@ -19,9 +19,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from sarzoo import fastpath
 from sarzoo.errors import SarzooError
 from sarzoo.evaluation.figures import METRICS, figures, summarise
-from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, pieces
+from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, eval_recipe, pieces
 
 __all__ = ["evaluate", "SCENE_WINDOW"]
 
@@ -57,9 +58,9 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
                           f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
     dev = pick_device(device)
+    ed = eval_data(ckpt, data, split, overrides)   # refuses bad overrides before the model is built
     model = ck.model_from_checkpoint(ckpt, dev)
-    model.eval()
-    ed = eval_data(ckpt, data, split, overrides)
+    fast = fastpath.for_inference(model, eval_recipe(ckpt, data, overrides)["runtime"], dev)
     tile = int(ed.config["patch_size"])
     if not 0 <= overlap < tile:
         raise SarzooError(f"--overlap must be in [0, {tile - 1}] px for {tile} px tiles, got {overlap}")
@@ -73,6 +74,7 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         "step": ckpt.get("step"),
         "latent_shape": list(model.latent_shape),
         "compression_ratio": float(model.compression_ratio),
+        "runtime": fast.describe(),
         "data": {"source": ed.source, "split": ed.split, "description": ed.description,
                  "paths": ed.config["paths"], "patch_size": tile, "stride": ed.config["stride"],
                  "n_scenes": len(ed.regions), "n_patches": len(ed.patches),
@@ -145,7 +147,7 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
         cb = torch.stack([it["clean"] for it in items]) if all("clean" in it for it in items) else None
         for j, it in enumerate(items):
             _count_clips(clips, ds.patches[b + j].region.scene.group, it["x"], it["mask"])
-        yb = model(xb.to(dev))[0].float().clamp(0, 1).cpu()
+        yb = fastpath.forward(model, xb)[0].float().clamp(0, 1).cpu()
         rb = classical_reference(xb, latent_numel)
         per_batch.append(figures(xb, yb, rb, mb, ed.preprocessing, cb))
         sizes.append(len(items))

@@ -67,22 +67,26 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
 
 
 def _eval_data_config(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
-    """The checkpoint's ``data:`` section with ``--data`` and ``--set data.KEY=VALUE`` applied: the
-    stored recipe goes through the same resolution as a recipe file, overrides and all."""
+    return eval_recipe(ckpt, data, overrides)["data"]
+
+
+def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
+    """The checkpoint's recipe with ``--data`` and ``--set data.KEY=VALUE`` / ``runtime.KEY=VALUE``
+    applied: the stored recipe goes through the same resolution as a recipe file, overrides and all."""
     from sarzoo import config
     from sarzoo.config.source import normalise_overrides
 
     overrides = list(overrides or [])
     for key, _ in normalise_overrides(overrides):
-        if key.split(".")[0] != "data" or "." not in key:
-            raise SarzooError(f"--set {key}: only data.KEY=VALUE overrides apply to evaluation (the model and its "
-                              f"training settings are fixed by the checkpoint)")
+        if key.split(".")[0] not in ("data", "runtime") or "." not in key:
+            raise SarzooError(f"--set {key}: only data.KEY=VALUE and runtime.KEY=VALUE overrides apply to "
+                              f"evaluation (the model and its training settings are fixed by the checkpoint)")
     extra = None
     if data:
         extra = {"data.paths": [os.path.abspath(os.path.expanduser(p)) if not any(ch in p for ch in "*?[") else p
                                 for p in data]}
     source = f"recipe stored in {ckpt.get('_path', 'the checkpoint')}"
-    return config.load_with_origins(ckpt["recipe"], overrides, extra=extra, source=source).recipe["data"]
+    return config.load_with_origins(ckpt["recipe"], overrides, extra=extra, source=source).recipe
 
 
 def _eval_prep(stored: dict[str, Any], cfg: dict[str, Any], synthetic: bool, overrides: Sequence[str]):

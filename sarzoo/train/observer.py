@@ -27,7 +27,7 @@ class RunInfo:
     compression_ratio: float
     device: str                    # Runtime.describe()
     amp: str                       # resolved: off | bf16 | fp16
-    amp_setting: str               # train.amp as the recipe says (auto resolves per machine)
+    amp_setting: str               # runtime.amp as the recipe says (auto resolves per machine)
     epochs: int
     steps_per_epoch: int
     batch_size: int
@@ -128,7 +128,7 @@ def early_stopping_message(bad_epochs: int, patience: int) -> str:
 
 
 def nonfinite_streak_message(in_a_row: int, step: int, limit: int, kept: str, weights_ok: bool) -> str:
-    hint = ("Check the input data for NaN/Inf values, or lower train.lr (with train.amp=fp16, activations "
+    hint = ("Check the input data for NaN/Inf values, or lower train.lr (with runtime.amp=fp16, activations "
             "overflow above 65504)." if weights_ok else
             "The weights themselves are NaN/Inf (a bad update): lower train.lr or raise train.optimizer.eps.")
     return (f"training stopped: {in_a_row} non-finite (NaN/Inf) losses in a row at step {step} "

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 RUN_ARTIFACTS = ("last.pt", "best.pt", "recipe.yaml", "log.jsonl", "tb")
 DEFAULT_RUNS = Path("runs")
 #: keys that may differ between a checkpoint's recipe and the resuming command
-RESUME_MAY_CHANGE = {"description", "train.epochs", "train.max_steps"}
+# how a run computes (runtime.*: precision, layout, compile, checkpointing) may change too: it is the
+# same training, on another machine or with another speed/memory trade
+RESUME_MAY_CHANGE = {"description", "train.epochs", "train.max_steps", "runtime.*"}
 
 
 # --- run directories -------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def recipe_differences(old: dict, new: dict, ignore=RESUME_MAY_CHANGE) -> list[s
     a, b = _flatten(old), _flatten(new)
     diffs = []
     for k in sorted(set(a) | set(b)):
-        if k in ignore:
+        if k in ignore or any(p.endswith(".*") and k.startswith(p[:-1]) for p in ignore):
             continue
         if a.get(k, "<absent>") != b.get(k, "<absent>"):
             diffs.append(f"{k}: {a.get(k, '<absent>')!r} in the checkpoint, {b.get(k, '<absent>')!r} now")
@@ -179,7 +181,9 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
 
     # everything that can still refuse (batch larger than the data, …) does so before the run dir exists
     cfg = recipe["train"]
-    runtime = Runtime.create(args.device, cfg["amp"], cfg["num_workers"])
+    runtime = Runtime.create(args.device, recipe["runtime"], cfg["num_workers"])
+    if runtime.fast.compile:
+        observer.on_prepare("compiling", mode=runtime.fast.compile_mode)
     trainer = Trainer(plan, train_ds, val_ds, prep, runtime, resume=ck, data_info=data_info)
 
     if ck is None:

@@ -1,69 +1,64 @@
-"""Where and how the model runs, in one place: device, precision, and which process this is.
+"""Where and how training runs, in one place: the fast path, the GradScaler, workers, and which process this is.
 
-Everything that depends on it (device choice, autocast dtype, GradScaler, preparing the model,
-moving batches, DataLoader workers and pinning, rank and world size) lives here, so the fast path
-(``channels_last``, ``torch.compile``) and multi-process training (DDP) change this file and the
-data order (``train.data.epoch_batches``), not the training loop: the loop runs whatever
-``prepare_model`` returns, takes its shard of every epoch by ``rank``/``world_size``, and writes
-checkpoints, logs and previews only where ``is_main``.
+The fast path itself (precision, memory format, compilation, checkpointing) is core's
+``sarzoo.fastpath.FastPath``, shared with evaluation, reconstruction and ``sarzoo bench``; this
+adds what only training has: the GradScaler of fp16 autocast, DataLoader workers and pinning, and
+rank/world size. Multi-process training (DDP) changes this file and the data order
+(``train.data.epoch_batches``), not the training loop: the loop runs whatever ``prepare_model``
+returns, takes its shard of every epoch by ``rank``/``world_size``, and writes checkpoints, logs
+and previews only where ``is_main``.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from sarzoo.device import cpu_has_native_bf16, pick_device
-from sarzoo.errors import SarzooError
+from sarzoo.device import pick_device
+from sarzoo.fastpath import FastPath
 
 
 @dataclass
 class Runtime:
     device: torch.device
-    amp: str                 # resolved: off | bf16 | fp16
-    scaler: Any              # torch.amp.GradScaler or None
+    fast: FastPath           # the training step's
+    infer: FastPath          # validation's and the preview's: same precision and layout, never compiled
+    scaler: Any              # torch.amp.GradScaler (fp16 autocast) or None
     num_workers: int
     rank: int = 0            # this process among world_size; only rank 0 writes (is_main)
     world_size: int = 1
 
     @classmethod
-    def create(cls, device: str | None, amp: str, num_workers: int | None) -> "Runtime":
+    def create(cls, device: str | None, runtime: dict[str, Any] | None, num_workers: int | None) -> "Runtime":
+        """``runtime`` is the recipe's resolved ``runtime:`` section (None: everything automatic)."""
         dev = pick_device(device)
-        amp = (amp or "auto").lower()
-        if amp == "auto":
-            if dev.type == "cuda":
-                amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-            else:
-                # CPU bf16 autocast pays off only with native bf16 units (about 2x faster on the tiny
-                # recipe with AMX); elsewhere it is emulated and slower than fp32.
-                amp = "bf16" if cpu_has_native_bf16() else "off"
-        if amp == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise SarzooError("train.amp=bf16: this GPU does not support bfloat16; use fp16 or auto")
-        scaler = None
-        if amp == "fp16":
-            scaler = torch.amp.GradScaler(dev.type)
+        fast = FastPath.for_device(runtime, dev, training=True)
+        infer = FastPath.for_device({**(runtime or {}), "compile": False}, dev, training=False)
+        scaler = torch.amp.GradScaler(dev.type) if fast.amp == "fp16" else None
         if num_workers is None:
             num_workers = 0 if dev.type == "cpu" else max(0, min(4, (os.cpu_count() or 1) - 1))
-        return cls(dev, amp, scaler, int(num_workers))
-
-    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The module the training step and validation run: today ``model`` moved to the device (in place).
-
-        Checkpoints, parameters and buffers are read from ``model`` itself, so a wrapper returned
-        here (``torch.compile``, DDP) never changes the state-dict keys of a checkpoint."""
-        return model.to(self.device)
+        return cls(dev, fast, infer, scaler, int(num_workers))
 
     @property
-    def autocast_dtype(self) -> torch.dtype | None:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
+    def amp(self) -> str:
+        """The resolved precision: off | bf16 | fp16 (recorded in checkpoints)."""
+        return self.fast.amp
+
+    def prepare_model(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training step runs: ``model`` itself on the device in the fast path's memory
+        format (moved in place), or its compiled form. Checkpoints, parameters and buffers are read
+        from ``model``, so a wrapper returned here (``torch.compile``, DDP) never changes the
+        state-dict keys of a checkpoint."""
+        return self.fast.prepare(model)
+
+    def compile_now(self, net: torch.nn.Module, model: torch.nn.Module,
+                    probe: Callable[[torch.nn.Module], Any]) -> torch.nn.Module:
+        return self.fast.compile_now(net, model, probe)
 
     def autocast(self):
-        if self.autocast_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+        return self.fast.autocast()
 
     @property
     def is_main(self) -> bool:
@@ -75,16 +70,8 @@ class Runtime:
         return self.device.type == "cuda"
 
     def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        nb = self.device.type == "cuda"
-        return {k: (v.to(self.device, non_blocking=nb) if isinstance(v, torch.Tensor) else v)
-                for k, v in batch.items()}
+        """A batch on the device; images in the model's memory format."""
+        return {k: (self.fast.input(v) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
 
     def describe(self) -> str:
-        precision = {"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}[self.amp]
-        where = str(self.device)
-        if self.device.type == "cuda":
-            where += f" ({torch.cuda.get_device_name(self.device)})"
-        else:
-            n = torch.get_num_threads()
-            where += f" ({n} thread{'' if n == 1 else 's'})"
-        return f"{where}, {precision}"
+        return self.fast.describe()

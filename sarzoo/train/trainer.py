@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from sarzoo import checkpoint
 from sarzoo.images import write_png
 from sarzoo.model import build_model
@@ -75,7 +77,8 @@ class Trainer:
         self.epochs, self.max_steps = int(cfg["epochs"]), cfg["max_steps"]
         self.schedule = Schedule(optimizer, cfg, self.steps_per_epoch)
         self.train_step = TrainStep(self.net, self.model, optimizer, loss_fn, runtime, cfg["grad_clip"])
-        self.validation = Validation(self.net, val_ds, loss_fn, runtime, self.batch_size, preprocessing,
+        self.net = self.train_step.net = runtime.compile_now(self.net, self.model, self._compile_probe)
+        self.validation = Validation(self.model, val_ds, loss_fn, runtime, self.batch_size, preprocessing,
                                      math.prod(self.plan.latent_shape), cfg["preview_samples"])
         self.parts = TrainingParts(self.model, optimizer, self.schedule, runtime, recipe, preprocessing,
                                    {"steps_per_epoch": self.steps_per_epoch, "n_train": len(train_ds),
@@ -88,6 +91,16 @@ class Trainer:
             self.state = restore(resume, self.parts, self.batch_size)
             self.resumed_from, self.resumed_amp = resume.get("_path"), resume.get("amp")
             self.saved_step = self.state.step
+
+    def _compile_probe(self, net) -> torch.Tensor:
+        """One forward and backward pass of the training shape: what ``torch.compile`` compiles."""
+        patch = int(self.recipe["data"]["patch_size"])
+        x = torch.rand(self.batch_size, self.recipe["input"]["channels"], patch, patch,
+                       generator=torch.Generator().manual_seed(0))   # not the global RNG: training's
+        with self.rt.autocast():
+            x_hat, _ = net(self.rt.fast.input(x))
+        x_hat.float().square().mean().backward()
+        return x_hat
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, run_dir: str | Path, observer: Observer | None = None) -> TrainResult:
@@ -236,7 +249,8 @@ class Trainer:
     def _info(self) -> RunInfo:
         st, cfg = self.state, self.cfg
         return RunInfo(self.recipe["name"], self.model.count_parameters()["total"], tuple(self.plan.latent_shape),
-                       self.plan.compression_ratio, self.rt.describe(), self.rt.amp, cfg["amp"], self.epochs,
+                       self.plan.compression_ratio, self.rt.describe(), self.rt.amp, self.recipe["runtime"]["amp"],
+                       self.epochs,
                        self.steps_per_epoch, self.batch_size, self.max_steps, cfg["lr"], self.schedule.warmup_steps,
                        len(self.val_ds), dict(st.reference), st.epoch, st.step, st.batch_in_epoch,
                        self.resumed_from, self.resumed_amp)

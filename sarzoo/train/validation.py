@@ -1,9 +1,9 @@
 """Validation of the model during training, the classical reference on the same patches, and the preview.
 
-In fp32 whatever ``train.amp`` says: autocast is for training speed, and the numbers stored in
-checkpoints must be the ones ``sarzoo eval`` reproduces, hence the shared
-``sarzoo.metrics.batch_metrics``. The preview is a fixed set of validation patches, so the images of
-successive epochs compare.
+It runs the model the way ``sarzoo eval`` does (``Runtime.infer``: the fast path's precision and
+memory format, never compiled nor checkpointed) and with the same ``sarzoo.metrics.batch_metrics``,
+so the numbers stored in checkpoints are the ones ``sarzoo eval`` reproduces on the same machine.
+The preview is a fixed set of validation patches, so the images of successive epochs compare.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from sarzoo.train.runtime import Runtime
 
 
 class Validation:
-    """``net`` is what runs forward; ``latent_numel`` sizes the classical reference to the model's code."""
+    """``net`` is what runs forward (the eager model: a compiled training graph is not the inference one);
+    ``latent_numel`` sizes the classical reference to the model's code."""
 
     def __init__(self, net: torch.nn.Module, val_ds, loss_fn: ReconstructionLoss, runtime: Runtime, batch_size: int,
                  preprocessing: Any, latent_numel: int, preview_samples: int):
@@ -57,7 +58,8 @@ class Validation:
                 if reference:
                     x_hat = M.classical_reference(x.float(), self.latent_numel)
                 else:
-                    x_hat = self.net(x)[0].float()
+                    with self.rt.infer.autocast():
+                        x_hat = self.net(x)[0].float()
                 loss, parts = self.loss_fn(x_hat, x, mask)
                 add("loss", float(loss), n)
                 add("mse", float(parts["mse"]), n)
@@ -77,7 +79,8 @@ class Validation:
         batch = self.rt.to_device(collate([self.val_ds[i] for i in self.preview_idx]))
         self.net.eval()
         try:
-            x_hat = self.net(batch["x"])[0].float()
+            with self.rt.infer.autocast():
+                x_hat = self.net(batch["x"])[0].float()
         finally:
             self.net.train()
         return triple_grid(batch["x"], x_hat, mask=batch["mask"])
