@@ -28,7 +28,7 @@ def load_recipe(recipe, overrides=None) -> dict:
     return _load(recipe, overrides)
 
 
-def load(checkpoint, device: str = "cpu"):
+def load(checkpoint, device: str = "cpu", runtime: dict | None = None):
     """A trained model (eval mode) and its preprocessing, from a ``sarzoo train`` checkpoint.
 
     ``model, prep = sarzoo.load("runs/tiny/best.pt")``; ``prep.forward(raw) -> (x01, mask)`` and
@@ -36,10 +36,12 @@ def load(checkpoint, device: str = "cpu"):
     the model was trained with travels in the checkpoint; without it outputs come back at the
     wrong scale). Read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
     The result also has ``.reconstruct(raw)``: raw scene in, reconstruction in the same domain out.
+    The model runs on the checkpoint's inference fast path; ``runtime`` overrides its keys
+    (``{"amp": "off"}`` for fp32; docs/performance.md).
     """
     from sarzoo.inference import load as _load
 
-    return _load(checkpoint, device)
+    return _load(checkpoint, device, runtime)
 
 
 def reconstruct(model, x01, overlap: int = 0, batch_size: int = 16):

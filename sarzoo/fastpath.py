@@ -172,13 +172,14 @@ class FastPath:
 
 def _disagreement(eager: list[torch.Tensor], compiled: list[torch.Tensor]) -> str | None:
     """Why the compiled probe's output and gradients are not eager's, or None: NaN/Inf where eager is
-    finite, or a direction off by more than reduced precision explains (cosine similarity < 0.99)."""
+    finite, or a direction off by more than reduced precision explains (cosine similarity < 0.9: bf16
+    autocast alone moves an untrained model's gradients to about 0.95 of fp32's)."""
     for name, a, b in zip(("output", "gradients"), eager, compiled):
         if a.shape != b.shape:
             return f"its {name} have another shape"
         if bool(torch.isfinite(a).all()) and not bool(torch.isfinite(b).all()):
             return f"it gave non-finite {name} where eager mode gives finite ones"
-        if a.numel() and float(torch.nn.functional.cosine_similarity(a, b, dim=0, eps=1e-30)) < 0.99:
+        if a.numel() and float(torch.nn.functional.cosine_similarity(a, b, dim=0, eps=1e-30)) < 0.9:
             return f"its {name} differ from eager mode's"
     return None
 
