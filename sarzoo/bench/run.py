@@ -121,13 +121,14 @@ def _mode_entry(result: dict[str, Any], runtime: dict[str, Any], flops: dict[str
 def run_bench(recipe: str, *, overrides: list[str] | None = None, batch: int = 4,
               size: tuple[int, int] | None = None, steps: int = 3, repeats: int = 3, warmup: int = 1,
               device: str = "auto", modes: list[str] | None = None, workers: int | None = None,
-              loader: bool = True, numerics_steps: int | None = None,
+              loader: bool = True, numerics_steps: int | None = None, threads: int | None = None,
               progress: Progress | None = None) -> dict[str, Any]:
     """The whole benchmark of ``recipe`` as one JSON-able dict (see docs/performance.md, ``sarzoo bench``).
-    ``numerics_steps`` adds the numerics check with that many steps."""
+    ``numerics_steps`` adds the numerics check with that many steps; ``threads`` sets torch's
+    intra-op threads everywhere (default: torch's own choice, one per core)."""
     say = progress or (lambda *_a, **_k: None)
     for flag, value in (("--batch", batch), ("--steps", steps), ("--repeats", repeats), ("--warmup", warmup),
-                        ("--numerics-steps", numerics_steps)):
+                        ("--numerics-steps", numerics_steps), ("--threads", threads)):
         _positive(flag, value)
     _positive("--workers", workers, 0)
     if size is not None:
@@ -137,16 +138,33 @@ def run_bench(recipe: str, *, overrides: list[str] | None = None, batch: int = 4
 
     import torch
 
-    from sarzoo.bench.loader import loader_throughput
     from sarzoo.bench.modes import mode_table, select
-    from sarzoo.bench.peaks import flops_per_image, gemm_peaks
     from sarzoo.device import pick_device
 
     dev = pick_device(device)
     table = select(mode_table(r["runtime"], dev), list(modes or []), dev)
+    saved_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _measure(r, plan, dev, table, say, batch=batch, steps=steps, repeats=repeats, warmup=warmup,
+                        workers=workers, loader=loader, numerics_steps=numerics_steps, threads=threads)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _measure(r: dict[str, Any], plan, dev, table: dict[str, dict[str, Any]], say: Progress, *, batch: int,
+             steps: int, repeats: int, warmup: int, workers: int | None, loader: bool, numerics_steps: int | None,
+             threads: int | None) -> dict[str, Any]:
+    """Everything measured, once the inputs are known to be good (``run_bench``'s second half)."""
+    import torch
+
+    from sarzoo.bench.loader import loader_throughput
+    from sarzoo.bench.peaks import flops_per_image, gemm_peaks
+
     info = device_info(dev)
     report: dict[str, Any] = {"recipe": r["name"], "batch": batch, "size": list(r["input"]["size"]),
-                              "steps": steps, "repeats": repeats, "warmup": warmup,
+                              "steps": steps, "repeats": repeats, "warmup": warmup, "threads": info["threads"],
                               "device": info["describe"], "device_info": info, "torch": torch.__version__}
 
     say("stage", what="GEMM peaks and FLOPs")
@@ -163,7 +181,7 @@ def run_bench(recipe: str, *, overrides: list[str] | None = None, batch: int = 4
     for i, (name, runtime) in enumerate(table.items()):
         say("mode_start", index=i + 1, total=len(table), name=name)
         spec = {"recipe": r, "runtime": runtime, "device": str(dev), "batch": batch, "steps": steps,
-                "repeats": repeats, "warmup": warmup}
+                "repeats": repeats, "warmup": warmup, "threads": threads}
         entry = _mode_entry(measure_mode(spec), runtime, flops, peaks["gflops"], dev)
         report["modes"][name] = entry
         say("mode_done", index=i + 1, total=len(table), name=name, result=entry)

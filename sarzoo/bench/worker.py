@@ -6,9 +6,10 @@ resident size, and a process that has already run another mode (or compiled some
 that high-water mark and much of that memory (allocator arenas, compiled code). A fresh process
 also gives every mode the same cold start: no mode inherits another's caches or autotuning.
 
-Memory, CPU: the baseline is the resident size right after the imports, before the model exists;
-after warm-up (and compilation) the kernel's high-water mark is reset (``/proc/self/clear_refs``,
-"5"), the timed training steps run, and ``VmHWM`` is read before inference starts. The figure
+Memory, CPU: the baseline is the resident size right after the imports (plugins included: planning
+loads them), before the model exists; after warm-up (and compilation) the kernel's high-water mark
+is reset (``/proc/self/clear_refs``, "5"), the timed training steps run, and ``VmHWM`` is read
+before inference starts. The figure
 reported is that peak minus the baseline: weights, gradients, optimizer state, activations and
 whatever the allocator keeps. ``ru_maxrss`` is reported too; it cannot be reset and, in a child
 started by ``vfork``, may even start at its parent's size, so it is the fallback only where
@@ -122,9 +123,12 @@ def _repeat(fn, steps: int, repeats: int, sync) -> list[float]:
 
 
 def _rates(times: list[float], steps: int, batch: int) -> dict[str, Any]:
+    """The median repetition's rate, every repetition's, and their spread ((max − min) / median: how
+    noisy the machine was)."""
     per_step = statistics.median(times) / steps
-    return {"images_per_s": batch / per_step, "s_per_step": per_step,
-            "images_per_s_each": [batch * steps / t for t in times]}
+    each = [batch * steps / t for t in times]
+    return {"images_per_s": batch / per_step, "s_per_step": per_step, "images_per_s_each": each,
+            "spread": (max(each) - min(each)) * per_step / batch}
 
 
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +140,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     from sarzoo.train.assembly import assemble_step, compile_step
     from sarzoo.train.runtime import Runtime
 
+    if spec.get("threads"):
+        torch.set_num_threads(int(spec["threads"]))
     device = torch.device(spec["device"])
     cuda = device.type == "cuda"
     recipe, runtime = spec["recipe"], spec["runtime"]
@@ -195,9 +201,9 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "amp": rt.fast.amp, "infer_amp": infer_fast.amp, "channels_last": rt.fast.channels_last,
         "compiled": rt.fast.compile, "checkpoint": rt.fast.checkpoint,
         "train_images_per_s": train["images_per_s"], "train_s_per_step": train["s_per_step"],
-        "train_images_per_s_each": train["images_per_s_each"],
+        "train_images_per_s_each": train["images_per_s_each"], "train_spread": train["spread"],
         "infer_images_per_s": infer["images_per_s"], "infer_s_per_step": infer["s_per_step"],
-        "infer_images_per_s_each": infer["images_per_s_each"],
+        "infer_images_per_s_each": infer["images_per_s_each"], "infer_spread": infer["spread"],
         "warmup_s": warmup_s, "infer_warmup_s": infer_warmup_s,
         "compile_s": compile_s, "compile_seconds": rt.fast.compile_seconds,
         "compile_fallback": rt.fast.compile_fallback,

@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="DataLoader workers for the loader measurement (default: the runtime's choice, and "
                         "2 as well when that differs)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch intra-op threads for every measurement (default: torch's choice, one per core); "
+                        "on a machine shared with other jobs, fewer threads than cores measure more steadily")
     p.add_argument("--no-loader", dest="loader", action="store_false", help="skip the loader measurement")
     p.add_argument("--numerics", action="store_true",
                    help="also train eager-fp32 and fast from the same seed and compare losses and inference "
@@ -64,6 +67,7 @@ def run(args) -> int:
                        size=tuple(args.size) if args.size else None, steps=args.steps, repeats=args.repeats,
                        warmup=args.warmup, device=args.device, modes=args.modes, workers=args.workers,
                        loader=args.loader, numerics_steps=args.numerics_steps if args.numerics else None,
+                       threads=args.threads,
                        progress=_progress)
     if args.json:
         print(json.dumps(jsonable(report), indent=2))
@@ -131,15 +135,17 @@ def print_report(r: dict[str, Any], out) -> None:
     out.write(f"peaks     GEMM GFLOP/s: {_gflops(r['gemm_peak_gflops'])} ({r['gemm_method']})\n")
     out.write(f"FLOPs     {r['flops_per_image'] / 1e6:,.1f} M per image training, "
               f"{r['infer_flops_per_image'] / 1e6:,.1f} M inference\n\n")
-    head = ("mode", "train img/s", "×", "infer img/s", "×", "peak MB", "util", "infer util", "warm-up s", "compile s")
+    head = ("mode", "train img/s", "±", "×", "infer img/s", "×", "peak MB", "util", "infer util", "warm-up s",
+            "compile s")
     rows = []
     notes = []
     for name, e in r["modes"].items():
         if "error" in e:
-            rows.append((name, "failed", "", "", "", "", "", "", "", ""))
+            rows.append((name, "failed", *[""] * (len(head) - 2)))
             notes.append(f"{name}: {e['error']}")
             continue
-        rows.append((name, _num(e["train_images_per_s"]), _num(e.get("speedup_vs_eager_fp32"), "{:.2f}"),
+        rows.append((name, _num(e["train_images_per_s"]), _num(e.get("train_spread"), "{:.0%}"),
+                     _num(e.get("speedup_vs_eager_fp32"), "{:.2f}"),
                      _num(e["infer_images_per_s"]), _num(e.get("infer_speedup_vs_eager_fp32"), "{:.2f}"),
                      _num(e["peak_memory_mb"], "{:,.0f}"), _num(e.get("flop_utilization"), "{:.1%}"),
                      _num(e.get("infer_flop_utilization"), "{:.1%}"), _num(e["warmup_s"], "{:.1f}"),
@@ -159,6 +165,7 @@ def print_report(r: dict[str, Any], out) -> None:
     first = next((e for e in r["modes"].values() if "memory_method" in e), None)
     if first:
         out.write(f"\nmemory    {first['memory_method']}\n")
+    out.write("±         spread of the repetitions' training rates, (max − min) / median: how noisy the machine was\n")
     out.write("util      model FLOP/s ÷ the GEMM peak of the dtype the mode computes in\n")
     s = r["summary"]
     if r.get("loader"):
