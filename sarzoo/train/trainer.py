@@ -22,11 +22,10 @@ import torch
 
 from sarzoo import checkpoint
 from sarzoo.images import write_png
-from sarzoo.model import build_model
 from sarzoo.plan import Plan
+from sarzoo.train.assembly import assemble_step, compile_probe, probe_input
 from sarzoo.train.data import SeededAugment, check_sizes, epoch_batches, train_loader
 from sarzoo.train.logbook import RunLog
-from sarzoo.train.loss import ReconstructionLoss
 from sarzoo.train.observer import (
     EpochRecord,
     Observer,
@@ -38,12 +37,11 @@ from sarzoo.train.observer import (
     nonfinite_streak_message,
     nonfinite_weights_message,
 )
-from sarzoo.train.optim import Schedule, build_optimizer
-from sarzoo.train.rng import seed_everything
+from sarzoo.train.optim import Schedule
 from sarzoo.train.runtime import Runtime
 from sarzoo.train.signals import SignalStop
 from sarzoo.train.state import TrainingParts, TrainState, restore, training_payload
-from sarzoo.train.step import NonFiniteWeights, TrainStep, weights_finite
+from sarzoo.train.step import NonFiniteWeights, weights_finite
 from sarzoo.train.validation import Validation
 
 Stop = tuple[str, "str | None"]   # (reason, message)
@@ -64,11 +62,9 @@ class Trainer:
         self.plan, self.recipe, self.cfg, self.rt = plan, recipe, recipe["train"], runtime
         cfg = self.cfg
         self.seed = int(cfg["seed"])
-        seed_everything(self.seed)  # before the model: its initialisation draws from torch's RNG
-        self.model = build_model(plan)
-        self.net = runtime.prepare_model(self.model)
-        optimizer = build_optimizer(self.model.parameters(), cfg)
-        loss_fn = ReconstructionLoss.from_config(cfg["loss"])
+        parts = assemble_step(plan, runtime, self.seed)   # the same assembly as `sarzoo bench`'s
+        self.model, optimizer, loss_fn = parts.model, parts.optimizer, parts.loss_fn
+        self.net = parts.step.net
 
         self.train_ds = SeededAugment(train_ds, self.seed, augment=getattr(train_ds, "augment", False))
         self.val_ds = val_ds
@@ -76,7 +72,7 @@ class Trainer:
         self.steps_per_epoch = check_sizes(len(train_ds), self.batch_size, runtime.world_size)
         self.epochs, self.max_steps = int(cfg["epochs"]), cfg["max_steps"]
         self.schedule = Schedule(optimizer, cfg, self.steps_per_epoch)
-        self.train_step = TrainStep(self.net, self.model, optimizer, loss_fn, runtime, cfg["grad_clip"])
+        self.train_step = parts.step
         self.net = self.train_step.net = runtime.compile_now(self.net, self.model, self._compile_probe)
         self.validation = Validation(self.model, val_ds, loss_fn, runtime, self.batch_size, preprocessing,
                                      math.prod(self.plan.latent_shape), cfg["preview_samples"])
@@ -95,12 +91,8 @@ class Trainer:
     def _compile_probe(self, net) -> torch.Tensor:
         """One forward and backward pass of the training shape: what ``torch.compile`` compiles."""
         patch = int(self.recipe["data"]["patch_size"])
-        x = torch.rand(self.batch_size, self.recipe["input"]["channels"], patch, patch,
-                       generator=torch.Generator().manual_seed(0))   # not the global RNG: training's
-        with self.rt.autocast():
-            x_hat, _ = net(self.rt.fast.input(x))
-        x_hat.float().square().mean().backward()
-        return x_hat
+        x = probe_input(self.batch_size, self.recipe["input"]["channels"], patch, patch)
+        return compile_probe(self.rt, x)(net)
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, run_dir: str | Path, observer: Observer | None = None) -> TrainResult:
