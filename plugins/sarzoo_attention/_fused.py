@@ -15,7 +15,7 @@ costs about five times what the same pass costs in place. The functions below th
   and the input gradient into the one the backward allocates (``x * g``, reused);
 * turn full-size reductions of products into matrix-vector products (``Σ_c g·x·c`` and
   ``Σ_hw g·x·s`` are ``bmm``s over a ``(B, C, HW)`` view, for NCHW and channels_last alike);
-* route the max-pools' gradients through saved argmax indices (an ``index_put_`` of B·HW or B·C
+* route the max-pools' gradients through saved argmax indices (an indexed add of B·HW or B·C
   values) instead of full-size masks;
 * sum and divide instead of ``mean``: on CPU ``mean`` of bfloat16 takes a slow path (about 10x).
 
@@ -43,10 +43,10 @@ import torch.nn.functional as F
 def fused_available() -> bool:
     """Whether the modules should run the code here rather than their plain formulation.
 
-    Not under ``torch.compile``: dynamo traces the Functions without a graph break, but inductor
-    fuses the plain formulation by itself, recomputes ``x * c`` in backward rather than keeping it,
-    and that ran 5-20% faster than the traced Function (CBAM, bf16, channels_last). Not on
-    torch < 2.4 either, which lacks the device-typed autocast queries used here."""
+    Not under ``torch.compile``: inductor fuses the plain formulation by itself and recomputes
+    ``x * c`` in backward rather than keeping it; that ran 5-20% faster than the traced Function
+    (CBAM, bf16, channels_last, torch 2.15 on CPU). Not on torch < 2.4 either, which lacks the
+    device-typed autocast queries used here."""
     return _HAS_DEVICE_AMP and not torch.compiler.is_compiling()
 
 
@@ -55,7 +55,7 @@ def needs_grad(x: torch.Tensor, *weights: torch.Tensor) -> bool:
     return torch.is_grad_enabled() and (x.requires_grad or any(w.requires_grad for w in weights))
 
 
-_HAS_DEVICE_AMP = hasattr(torch, "get_autocast_dtype") and hasattr(torch.amp, "is_autocast_available")
+_HAS_DEVICE_AMP = hasattr(torch, "get_autocast_dtype")
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
@@ -66,8 +66,11 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
 
 
 def _no_autocast(device_type: str):
-    """Autocast off: the functions pick every dtype themselves, also when backward runs inside autocast."""
-    if torch.amp.is_autocast_available(device_type):
+    """Autocast off: the functions pick every dtype themselves, also when backward runs inside autocast.
+
+    A fixed list rather than ``torch.amp.is_autocast_available``, which dynamo cannot trace (torch
+    2.11) and so would break the graph of a compiled Function."""
+    if device_type in ("cpu", "cuda"):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
 
@@ -85,6 +88,21 @@ def _first_order_only() -> None:
     if torch.is_grad_enabled():
         raise RuntimeError("sarzoo's fused CBAM/SE backward is first-order only; for create_graph=True "
                            "(double backward, gradient penalties) call the module's reference() instead")
+
+
+def _add_at(t: torch.Tensor, dim: int, index: torch.Tensor, values: torch.Tensor) -> None:
+    """``t.scatter_add_(dim, index, values)`` for an index naming each element at most once (an argmax).
+
+    One kernel on CUDA; on CPU ``scatter_add_`` of bfloat16 takes a scalar path (20x slower), so
+    there the elements are read, added to and written back by advanced indexing."""
+    if t.device.type != "cpu":
+        t.scatter_add_(dim, index, values)
+        return
+    where = [torch.arange(n, device=t.device).view([-1 if i == d else 1 for i in range(t.dim())])
+             for d, n in enumerate(t.shape)]
+    where[dim] = index
+    where = tuple(where)
+    t.index_put_(where, t[where] + values)
 
 
 def _mean(t: torch.Tensor, dims, keepdim: bool = False) -> torch.Tensor:
@@ -130,10 +148,13 @@ def cbam_forward(x, w1, w2, wsp, amp: torch.dtype | None, for_backward: bool):
     the rest of the forward pass on some layouts (``max(dim)`` is not vectorised)."""
     b, ch = x.shape[:2]
     with _no_autocast(x.device.type):
-        if for_backward:
-            # The max-pool kernel tracks the argmax vectorised over channels (channels_last) or
-            # rows (NCHW); torch.max(dim) does neither (3-8x slower).
+        if for_backward and x.device.type == "cpu":
+            # On CPU the max-pool kernel tracks the argmax vectorised over channels (channels_last)
+            # or rows (NCHW), where torch.max(dim) does neither (3-8x slower); on CUDA it is the
+            # other way round (the pool kernel took 28% of the fused CBAM's time on an H100).
             mx, sp_idx = F.adaptive_max_pool2d(x, 1, return_indices=True)
+        elif for_backward:
+            mx, sp_idx = x.flatten(2).max(2)
         else:
             mx, sp_idx = x.amax((2, 3)), None
         pooled = torch.cat([_mean(x, (2, 3)), mx.view(b, ch)])        # [avg; max], (2B, C)
@@ -197,14 +218,19 @@ class CBAMFunction(torch.autograd.Function):
                 # Binary in-place ops only: a ternary addcmul broadcasting over the innermost
                 # dimension takes a scalar path (10x slower) on CPU.
                 dx = torch.mul(g, s.to(fdt), out=buf).add_(dmu)      # reuses P's memory
-                bi = torch.arange(b, device=x.device).view(b, 1)
-                dx.flatten(2).index_put_((bi, cidx, torch.arange(hw, device=x.device).view(1, hw)),
-                                         dm.to(fdt), accumulate=True)
+                _add_at(dx.flatten(2), 1, cidx.unsqueeze(1), dm.to(fdt).unsqueeze(1))
                 dx.mul_(c.to(fdt).view(b, ch, 1, 1)).add_((dpooled[:b] / hw).to(fdt).view(b, ch, 1, 1))
-                dx.flatten(2).index_put_((bi, torch.arange(ch, device=x.device).view(1, ch), sp_idx),
-                                         dpooled[b:].to(fdt), accumulate=True)
+                _add_at(dx.flatten(2), 2, sp_idx.unsqueeze(2), dpooled[b:].to(fdt).unsqueeze(2))
                 dx = dx.to(x.dtype)
         return dx, dw1.to(w1.dtype), dw2.to(w2.dtype), dwsp.to(wsp.dtype), None
+
+
+@torch.compiler.disable
+def cbam_fused(x, w1, w2, wsp, amp: torch.dtype | None):
+    """``CBAMFunction.apply``, kept out of compiled graphs: the modules never call it under
+    ``torch.compile``, and a direct call there runs eagerly, because torch 2.11's dynamo traced its
+    backward into wrong input gradients (2.15's did not; see the tests)."""
+    return CBAMFunction.apply(x, w1, w2, wsp, amp)
 
 
 def se_forward(x, w1, b1, w2, b2, amp: torch.dtype | None):
@@ -242,3 +268,9 @@ class SEFunction(torch.autograd.Function):
                 dx = torch.mul(g, gate.to(fdt).view(b, ch, 1, 1), out=buf)   # reuses x·g's memory
                 dx = dx.add_((dpooled / (hgt * wid)).to(fdt).view(b, ch, 1, 1)).to(x.dtype)
         return dx, dw1.to(w1.dtype), db1.to(w1.dtype), dw2.to(w2.dtype), db2.to(w2.dtype), None
+
+
+@torch.compiler.disable
+def se_fused(x, w1, b1, w2, b2, amp: torch.dtype | None):
+    """``SEFunction.apply``, kept out of compiled graphs like ``cbam_fused``."""
+    return SEFunction.apply(x, w1, b1, w2, b2, amp)

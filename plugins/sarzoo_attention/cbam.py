@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sarzoo_attention._fused import CBAMFunction, autocast_dtype, cbam_forward, fused_available, needs_grad
+from sarzoo_attention._fused import autocast_dtype, cbam_forward, cbam_fused, fused_available, needs_grad
 
 
 class ChannelAttention(nn.Module):
@@ -54,7 +54,7 @@ class CBAM(nn.Module):
         weights = (self.channel.mlp[0].weight, self.channel.mlp[2].weight, self.spatial.conv.weight)
         amp = autocast_dtype(x.device.type)
         if needs_grad(x, *weights):
-            return CBAMFunction.apply(x, *weights, amp)
+            return cbam_fused(x, *weights, amp)
         return cbam_forward(x, *weights, amp, for_backward=False)[0]
 
     def reference(self, x):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sarzoo_attention._fused import SEFunction, autocast_dtype, fused_available, needs_grad, se_forward
+from sarzoo_attention._fused import autocast_dtype, fused_available, needs_grad, se_forward, se_fused
 
 
 class SqueezeExcite(nn.Module):
@@ -27,7 +27,7 @@ class SqueezeExcite(nn.Module):
         params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         amp = autocast_dtype(x.device.type)
         if needs_grad(x, *params):
-            return SEFunction.apply(x, *params, amp)
+            return se_fused(x, *params, amp)
         return se_forward(x, *params, amp)[0]
 
     def reference(self, x):
