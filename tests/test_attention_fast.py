@@ -299,3 +299,17 @@ def test_cuda(kind, amp, monkeypatch):
 
     tol = 1e-4 if amp is None else 3e-2
     _close(run(m.forward), run(m.reference), rtol=tol, atol=tol)
+
+
+def test_attention_runs_on_the_meta_device():
+    """sarzoo checks shapes on the meta device, where autocast has no state to ask (the recipe fuzzer
+    found the query raising there)."""
+    from sarzoo_attention.cbam import CBAM
+    from sarzoo_attention.se import SqueezeExcite
+
+    x = torch.rand(2, 32, 8, 8, device="meta", requires_grad=True)
+    for module in (CBAM(32, 4), SqueezeExcite(32, 4)):
+        module.to("meta")
+        assert module(x).shape == x.shape
+        with torch.no_grad():
+            assert module(x).shape == x.shape

@@ -59,8 +59,9 @@ _HAS_DEVICE_AMP = hasattr(torch, "get_autocast_dtype")
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
-    """The dtype autocast would run a convolution in on this device now, or None outside autocast."""
-    if torch.is_autocast_enabled(device_type):
+    """The dtype autocast would run a convolution in on this device now, or None outside autocast (and
+    on devices autocast does not know, such as ``meta``, where sarzoo checks shapes)."""
+    if device_type in ("cpu", "cuda") and torch.is_autocast_enabled(device_type):
         return torch.get_autocast_dtype(device_type)
     return None
 
