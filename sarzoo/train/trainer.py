@@ -18,12 +18,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sarzoo import checkpoint
 from sarzoo.images import write_png
 from sarzoo.plan import Plan
-from sarzoo.train.assembly import assemble_step, compile_probe, probe_input
+from sarzoo.train.assembly import assemble_step, compile_step, probe_input
 from sarzoo.train.data import SeededAugment, check_sizes, epoch_batches, train_loader
 from sarzoo.train.logbook import RunLog
 from sarzoo.train.observer import (
@@ -64,7 +62,6 @@ class Trainer:
         self.seed = int(cfg["seed"])
         parts = assemble_step(plan, runtime, self.seed)   # the same assembly as `sarzoo bench`'s
         self.model, optimizer, loss_fn = parts.model, parts.optimizer, parts.loss_fn
-        self.net = parts.step.net
 
         self.train_ds = SeededAugment(train_ds, self.seed, augment=getattr(train_ds, "augment", False))
         self.val_ds = val_ds
@@ -73,7 +70,8 @@ class Trainer:
         self.epochs, self.max_steps = int(cfg["epochs"]), cfg["max_steps"]
         self.schedule = Schedule(optimizer, cfg, self.steps_per_epoch)
         self.train_step = parts.step
-        self.net = self.train_step.net = runtime.compile_now(self.net, self.model, self._compile_probe)
+        patch = int(recipe["data"]["patch_size"])
+        self.net = compile_step(parts, runtime, probe_input(self.batch_size, recipe["input"]["channels"], patch, patch))
         self.validation = Validation(self.model, val_ds, loss_fn, runtime, self.batch_size, preprocessing,
                                      math.prod(self.plan.latent_shape), cfg["preview_samples"])
         self.parts = TrainingParts(self.model, optimizer, self.schedule, runtime, recipe, preprocessing,
@@ -87,12 +85,6 @@ class Trainer:
             self.state = restore(resume, self.parts, self.batch_size)
             self.resumed_from, self.resumed_amp = resume.get("_path"), resume.get("amp")
             self.saved_step = self.state.step
-
-    def _compile_probe(self, net) -> torch.Tensor:
-        """One forward and backward pass of the training shape: what ``torch.compile`` compiles."""
-        patch = int(self.recipe["data"]["patch_size"])
-        x = probe_input(self.batch_size, self.recipe["input"]["channels"], patch, patch)
-        return compile_probe(self.rt, x)(net)
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, run_dir: str | Path, observer: Observer | None = None) -> TrainResult:
