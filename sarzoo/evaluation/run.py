@@ -58,9 +58,10 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
                           f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
     dev = pick_device(device)
-    ed = eval_data(ckpt, data, split, overrides)   # refuses bad overrides before the model is built
+    recipe = eval_recipe(ckpt, data, overrides)   # refuses bad overrides before the model is built
+    ed = eval_data(ckpt, data, split, overrides, recipe=recipe)
     model = ck.model_from_checkpoint(ckpt, dev)
-    fast = fastpath.for_inference(model, eval_recipe(ckpt, data, overrides)["runtime"], dev)
+    fast = fastpath.for_inference(model, recipe["runtime"], dev)
     tile = int(ed.config["patch_size"])
     if not 0 <= overlap < tile:
         raise SarzooError(f"--overlap must be in [0, {tile - 1}] px for {tile} px tiles, got {overlap}")

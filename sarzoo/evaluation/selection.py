@@ -29,8 +29,9 @@ class EvalData(NamedTuple):
 
 
 def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
-              overrides: Sequence[str] = ()) -> EvalData:
-    """The regions (scenes or split parts of scenes) and patches to evaluate on.
+              overrides: Sequence[str] = (), recipe: dict[str, Any] | None = None) -> EvalData:
+    """The regions (scenes or split parts of scenes) and patches to evaluate on; ``recipe`` is
+    ``eval_recipe(ckpt, data, overrides)`` when the caller has it already.
 
     Without ``data`` this is the checkpoint's own data, split exactly as training split it
     (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole.
@@ -38,7 +39,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     from sarzoo.data.dataset import open_scenes, patches_of
     from sarzoo.data.patches import Region, split_scenes
 
-    cfg = _eval_data_config(ckpt, data, overrides)
+    cfg = (recipe if recipe is not None else eval_recipe(ckpt, data, overrides))["data"]
     synthetic = cfg["paths"] is None
     # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
     # valid 0 dB after --set data.domain=db), so the overrides apply before it
@@ -64,10 +65,6 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
         desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + more
                 + ("" if data else f" ({split} split)"))
     return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep)
-
-
-def _eval_data_config(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
-    return eval_recipe(ckpt, data, overrides)["data"]
 
 
 def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:

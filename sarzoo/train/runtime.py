@@ -35,7 +35,7 @@ class Runtime:
         """``runtime`` is the recipe's resolved ``runtime:`` section (None: everything automatic)."""
         dev = pick_device(device)
         fast = FastPath.for_device(runtime, dev, training=True)
-        infer = FastPath.for_device({**(runtime or {}), "compile": False}, dev, training=False)
+        infer = FastPath.for_device(runtime, dev, training=False)
         scaler = torch.amp.GradScaler(dev.type) if fast.amp == "fp16" else None
         if num_workers is None:
             num_workers = 0 if dev.type == "cpu" else max(0, min(4, (os.cpu_count() or 1) - 1))
