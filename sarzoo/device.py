@@ -25,7 +25,21 @@ def pick_device(name: str | None) -> torch.device:
 
 
 def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16 present (torch's own CPU capability probes)."""
+    """AMX or AVX512-BF16 present (torch's own CPU capability probes), and usable: a process whose
+    kernels are capped below AVX512 (``ATEN_CPU_CAPABILITY=avx2``, or oneDNN's
+    ``ONEDNN_MAX_CPU_ISA=AVX2``) runs as an AVX2-only CPU would, so it gets that CPU's fp32 choice.
+    Why honour the caps: they are how an AVX2-only machine is reproduced on a newer one (the
+    benchmarks in docs/performance.md), and how a user sidesteps a misbehaving bf16 kernel."""
+    import os
+
+    import torch
+
+    if not torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512"):
+        return False
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in {"SSE41", "AVX", "AVX2", "AVX2_VNNI",
+                                                                 "AVX2_VNNI_2", "AVX512_CORE",
+                                                                 "AVX512_CORE_VNNI"}:
+        return False
     try:
         import torch.cpu as tc
 

@@ -137,6 +137,20 @@ def test_automatic_choices_on_cpu():
     assert forced.compile and not forced.channels_last and forced.amp == "off"
 
 
+@pytest.mark.parametrize("cap", [{"ATEN_CPU_CAPABILITY": "avx2"}, {"ONEDNN_MAX_CPU_ISA": "AVX2"}])
+def test_kernels_capped_at_avx2_train_in_fp32_as_an_avx2_only_cpu_would(cap):
+    """The caps that reproduce an AVX2-only CPU on a newer one also take bf16 off the automatic
+    choice (in a fresh process: torch reads ATEN_CPU_CAPABILITY once)."""
+    import subprocess
+    import sys
+
+    script = ("import torch; from sarzoo.fastpath import FastPath; "
+              "print(FastPath.for_device(None, torch.device('cpu'), training=True).amp)")
+    r = subprocess.run([sys.executable, "-c", script], env={**os.environ, **cap}, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "off"
+
 def test_compile_that_computes_something_else_falls_back_to_eager():
     """The up-front check compares the compiled probe with eager mode: a net whose gradients go NaN
     (as inductor's bf16 code for CBAM did) is given up with the reason, and the probe leaves the

@@ -58,9 +58,9 @@ def test_processes_take_disjoint_equal_shards_of_the_same_order(world_size):
 
 # --- the schedule --------------------------------------------------------------------------------
 
-def _cfg(**warmup):
+def _cfg(schedule="plateau", **warmup):
     return {"lr": 0.01, "optimizer": {"type": "adam", "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0},
-            "warmup": {"epochs": 0.5, "start_factor": 0.1, **warmup},
+            "warmup": {"epochs": 0.5, "start_factor": 0.1, **warmup}, "epochs": 4, "schedule": schedule,
             "plateau": {"patience": 0, "factor": 0.5, "min_lr": 0.0}}
 
 
@@ -84,6 +84,27 @@ def test_schedule_warms_up_per_step_then_plateau_takes_over_and_round_trips():
     other = Schedule(build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg), cfg, steps_per_epoch=6)
     other.load_state_dict(sched.state_dict())
     assert other.state_dict() == sched.state_dict() and set(sched.state_dict()) == {"plateau"}
+
+
+def test_cosine_schedule_decays_per_step_to_zero_at_the_last_step_whatever_the_history():
+    cfg = _cfg("cosine")
+    opt = build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg)
+    sched = Schedule(opt, cfg, steps_per_epoch=6)   # 24 steps: warm-up 3, then 21 of cosine
+    lrs = []
+    for step in range(25):
+        sched.before_step(step)
+        sched.after_epoch(step, 1.0)    # the validation loss never improves: no plateau cut
+        lrs.append(sched.lr)
+    assert lrs[:4] == pytest.approx([0.001, 0.004, 0.007, 0.01])
+    after = lrs[3:]
+    assert all(a > b for a, b in zip(after, after[1:]))            # strictly decreasing
+    assert lrs[3 + 21 // 2] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 10 / 21)))
+    assert lrs[24] == pytest.approx(0.0, abs=1e-12)
+    # a function of the step alone: a fresh schedule (a resumed run) sets the same rate at any step
+    fresh = Schedule(build_optimizer([torch.nn.Parameter(torch.zeros(2))], cfg), cfg, steps_per_epoch=6)
+    for step in (0, 2, 7, 15, 23):
+        fresh.before_step(step)
+        assert fresh.lr == pytest.approx(lrs[step])
 
 
 # --- the observer and the main process -----------------------------------------------------------

@@ -156,7 +156,8 @@ class Console(Observer):
         self.say(f"device     {info.device}")
         self.say(f"schedule   {info.epochs} epochs × {info.steps_per_epoch} steps (batch {info.batch_size})"
                  + (f", at most {info.max_steps} steps" if info.max_steps else "")
-                 + f"; lr {info.lr:g}, warm-up {info.warmup_steps} steps")
+                 + f"; lr {info.lr:g}, warm-up {info.warmup_steps} steps, then "
+                 + ("cosine decay to 0" if info.decay == "cosine" else "halved on validation plateaus"))
         if info.resumed_from is not None:
             self.say(f"resumed    {info.resumed_from}: epoch {info.epoch + 1}, batch {info.batch_in_epoch}/"
                      f"{info.steps_per_epoch}, step {info.step}")

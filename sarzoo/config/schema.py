@@ -189,9 +189,16 @@ TRAIN: dict[str, Field] = {
             ),
         },
     ),
+    "schedule": Field(
+        "str",
+        "the rate after the warm-up: plateau (ReduceLROnPlateau on the validation loss, the seeds') or cosine "
+        "(a half cosine per step from lr to zero at the end of train.epochs; plateau.* is then unused)",
+        default="plateau",
+        choices=("plateau", "cosine"),
+    ),
     "plateau": Field(
         "section",
-        "ReduceLROnPlateau on the validation loss, after the warm-up",
+        "ReduceLROnPlateau on the validation loss, after the warm-up (train.schedule: plateau)",
         children={
             "patience": Field(
                 "int",

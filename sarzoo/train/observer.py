@@ -41,6 +41,7 @@ class RunInfo:
     batch_in_epoch: int
     resumed_from: str | None = None
     resumed_amp: str | None = None
+    decay: str = "plateau"          # train.schedule: plateau | cosine
 
 
 @dataclass

@@ -237,7 +237,7 @@ class Trainer:
                        self.epochs,
                        self.steps_per_epoch, self.batch_size, self.max_steps, cfg["lr"], self.schedule.warmup_steps,
                        len(self.val_ds), dict(st.reference), st.epoch, st.step, st.batch_in_epoch,
-                       self.resumed_from, self.resumed_amp)
+                       self.resumed_from, self.resumed_amp, self.schedule.kind)
 
     def _log_start(self) -> None:
         st = self.state
