@@ -41,7 +41,7 @@ def run(args) -> int:
         raise PluginError(f"no installed distribution '{args.distribution}' provides sarzoo plugins "
                           f"(entry-point group 'sarzoo.plugins'). Distributions with plugins: "
                           f"{known}. Install it first, e.g. `pip install -e PATH`.")
-    from sarzoo.testing.checks import check_distribution, format_report
+    from sarzoo.testing.reports import check_distribution, format_report
 
     report = check_distribution(args.distribution, n_cases=args.cases, seed=args.seed,
                                 max_size=args.max_size, only=args.component or None,

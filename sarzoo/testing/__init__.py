@@ -39,28 +39,33 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-_CHECKS = ("CHECKS", "Case", "CaseResult", "CheckResult", "ComponentReport", "ConformanceError",
-           "StageCase", "assert_conforms", "case_args", "check_case",
-           "check_component", "check_stage_case", "format_report", "sample_cases",
-           "sample_stage_cases", "components_of", "DistributionReport", "check_distribution",
-           "STAGE_CHECKS", "describe", "declaration_problems", "size_range")
-_PYTEST = ("conformance_test",)
+#: public name → the module that owns it (imported on first use: the checks import torch)
+_OWNERS = {
+    **dict.fromkeys(("Case", "StageCase", "case_args", "sample_cases", "sample_stage_cases", "size_range"),
+                    "cases"),
+    **dict.fromkeys(("CHECKS", "STAGE_CHECKS", "CaseResult", "CheckResult", "ConformanceError", "assert_conforms",
+                     "check_case", "check_stage_case", "describe"), "checks"),
+    **dict.fromkeys(("ComponentReport", "DistributionReport", "check_component", "check_distribution",
+                     "components_of", "declaration_problems", "format_report"), "reports"),
+    "conformance_test": "pytest_plugin",
+}
 
-__all__ = list(_CHECKS + _PYTEST)
+__all__ = list(_OWNERS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sarzoo.testing.cases import *  # noqa: F401,F403
     from sarzoo.testing.checks import *  # noqa: F401,F403
     from sarzoo.testing.pytest_plugin import conformance_test  # noqa: F401
+    from sarzoo.testing.reports import *  # noqa: F401,F403
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CHECKS:
-        from sarzoo.testing import checks
-        return getattr(checks, name)
-    if name in _PYTEST:
-        from sarzoo.testing import pytest_plugin
-        return getattr(pytest_plugin, name)
-    raise AttributeError(f"module 'sarzoo.testing' has no attribute {name!r}")
+    owner = _OWNERS.get(name)
+    if owner is None:
+        raise AttributeError(f"module 'sarzoo.testing' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"sarzoo.testing.{owner}"), name)
 
 
 def __dir__() -> list[str]:

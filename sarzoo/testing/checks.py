@@ -1,17 +1,17 @@
-"""The conformance checks themselves; see ``sarzoo.testing`` for what each one asserts."""
+"""The conformance checks themselves, one case at a time; see ``sarzoo.testing`` for what each one
+asserts. Cases come from ``sarzoo.testing.cases``; whole components and distributions are judged
+in ``sarzoo.testing.reports``."""
 from __future__ import annotations
 
-import math
-import random
-from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from sarzoo.errors import SarzooError
 from sarzoo.errors import describe as _describe_exc
-from sarzoo.interfaces import KIND_ARGS, Component, Ref, StageSpec, Step, default_output_shape
+from sarzoo.interfaces import KIND_ARGS, Component, Ref, Step, default_output_shape
+from sarzoo.testing.cases import Case, StageCase, case_args
 
 CHECKS: tuple[str, ...] = ("contract", "construct", "forward", "output_shape", "finite", "gradient",
                            "eval_determinism")
@@ -20,152 +20,6 @@ STAGE_CHECKS: tuple[str, ...] = ("stage_contract",)
 
 class ConformanceError(AssertionError):
     """A component failed a conformance check; the message names the check and the input."""
-
-
-# -- cases -------------------------------------------------------------------------------------
-@dataclass
-class Case:
-    """One input for a layer component: a ``(batch, channels, height, width)`` tensor, the kind's
-    arguments (``out_channels`` defaults to ``channels``) and option overrides."""
-
-    batch: int = 2
-    channels: int = 8
-    height: int = 9
-    width: int = 9
-    out_channels: int | None = None
-    stride: int = 1
-    scale: int = 1
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int, int]:
-        return (self.batch, self.channels, self.height, self.width)
-
-
-@dataclass
-class StageCase:
-    """One ``StageSpec`` for a stage component (its refs are placeholders: stages only arrange)."""
-
-    role: str = "encoder"
-    in_channels: int = 8
-    out_channels: int = 16
-    depth: int = 2
-    stride: int = 2
-    scale: int = 2
-    attention: bool = True
-    upsample: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def spec(self) -> StageSpec:
-        enc = self.role == "encoder"
-        return StageSpec(role=self.role, in_channels=self.in_channels, out_channels=self.out_channels,
-                         depth=self.depth, stride=self.stride if enc else 1,
-                         scale=1 if enc else self.scale, block=Ref("block"),
-                         attention=Ref("attention") if self.attention else None,
-                         upsample=Ref("upsample") if self.upsample and not enc else None)
-
-
-def case_args(component: Component, case: Case) -> dict[str, Any]:
-    """Exactly what ``sarzoo.model`` would pass the factory: the kind's arguments, then all options."""
-    if component.kind == "block":
-        base = {"in_channels": case.channels, "out_channels": case.out_channels or case.channels,
-                "stride": case.stride}
-    elif component.kind == "attention":
-        base = {"channels": case.channels}
-    elif component.kind == "upsample":
-        base = {"in_channels": case.channels, "out_channels": case.out_channels or case.channels,
-                "scale": case.scale}
-    else:
-        raise ValueError(f"{component.kind} components are checked with StageCase/check_stage_case")
-    return {**base, **component.defaults(), **case.options}
-
-
-def _sample_options(component: Component, rng: random.Random) -> dict[str, Any]:
-    out = {}
-    for k, opt in component.options.items():
-        if opt.choices is not None and rng.random() < 0.5:
-            out[k] = rng.choice(list(opt.choices))
-        elif opt.type is bool and rng.random() < 0.5:
-            out[k] = rng.choice([True, False])
-    return out
-
-
-def _contract_filter(component: Component, args: dict[str, Any]) -> tuple[bool, int]:
-    """(accepted by check(), input multiple); a contract that raises is left to check_case."""
-    try:
-        if component.check is not None and component.check(args):
-            return False, 1
-    except Exception:
-        return True, 1
-    try:
-        return True, max(1, int(component.multiple(args)))
-    except Exception:
-        return True, 1
-
-
-def size_range(component: Component, case: Case, min_size: int, max_size: int) -> tuple[int, int]:
-    """Input sizes worth testing: at least ``min_size``, a strided block's output at least 2 px
-    (BatchNorm in train mode needs more than one value), an upsample's output at most 2·max."""
-    lo, hi = min_size, max_size
-    if component.kind == "block":
-        lo = max(lo, case.stride + 1)
-    if component.kind == "upsample":
-        hi = max(lo, (2 * max_size) // max(case.scale, 1))
-    return lo, hi
-
-
-def _pick_size(rng: random.Random, m: int, lo: int, hi: int, odd: bool | None) -> int:
-    cands = [k * m for k in range(max(1, math.ceil(lo / m)), hi // m + 1)]
-    if not cands:
-        cands = [m * max(1, math.ceil(lo / m))]
-    if odd is not None:
-        pref = [c for c in cands if c % 2 == int(odd)]
-        cands = pref or cands
-    return rng.choice(cands)
-
-
-def sample_cases(component: Component, n: int = 12, seed: int = 0, *, min_size: int = 5,
-                 max_size: int = 33, max_channels: int = 64, max_batch: int = 3) -> list[Case]:
-    """``n`` deterministic pseudo-random cases the contract accepts: channels 1..max_channels
-    (the first case has 1), strides 1-4 / scales 1-3 in turn, odd and even sizes alternately,
-    batch 1..max_batch, options with choices sampled."""
-    rng = random.Random(f"{seed}:{component.kind}:{component.name}")
-    strides, scales = (1, 2, 1, 3, 2, 4), (2, 1, 3, 2)
-    cases: list[Case] = []
-    for i in range(n):
-        case = None
-        for attempt in range(60):
-            channels = 1 if i == 0 else rng.choice((rng.randint(1, max_channels), rng.randint(1, 16)))
-            out_ch = rng.choice((channels, rng.randint(1, max_channels), rng.randint(1, 16)))
-            c = Case(batch=rng.randint(1, max_batch), channels=channels, out_channels=out_ch,
-                     stride=strides[(i + attempt) % len(strides)],
-                     scale=scales[(i + attempt) % len(scales)],
-                     options=_sample_options(component, rng) if attempt < 40 else {})
-            ok, m = _contract_filter(component, case_args(component, c))
-            if not ok:
-                continue
-            lo, hi = size_range(component, c, min_size, max_size)
-            odd = bool(i % 2) if (i + attempt) % 4 != 3 else None
-            h = _pick_size(rng, m, lo, hi, odd)
-            w = h if rng.random() < 0.5 else _pick_size(rng, m, lo, hi, None)
-            case = replace(c, height=h, width=w)
-            break
-        if case is not None:
-            cases.append(case)
-    return cases
-
-
-def sample_stage_cases(component: Component, n: int = 12, seed: int = 0) -> list[StageCase]:
-    rng = random.Random(f"{seed}:{component.kind}:{component.name}")
-    out = []
-    for i in range(n):
-        opts = _sample_options(component, rng)
-        out.append(StageCase(role=("encoder", "decoder")[i % 2], in_channels=rng.randint(1, 64),
-                             out_channels=rng.randint(1, 64), depth=rng.randint(0, 3),
-                             stride=rng.randint(1, 4), scale=rng.randint(1, 4),
-                             attention=rng.random() < 0.5, upsample=rng.random() < 0.8,
-                             options=opts))
-    return out
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -200,7 +54,7 @@ class CaseResult:
         return [m for r in self.failures for m in r.messages]
 
 
-def _label(component: Component) -> str:
+def component_label(component: Component) -> str:
     p = component.provenance
     where = f" ({p.distribution} {p.version})" if p.distribution != "?" else ""
     return f"{component.kind} '{component.name}'{where}"
@@ -225,8 +79,8 @@ def describe(component: Component, case: Case | StageCase, args: dict[str, Any])
         if spec.role == "decoder":
             parts.append("with upsample" if spec.upsample else "no upsample")
         opts = [f"{k}={v!r}" for k, v in case.options.items()]
-        return f"{_label(component)} on stage ({', '.join(parts + opts)})"
-    return f"{_label(component)} on input {case.input_shape} with {_arg_text(component, args)}"
+        return f"{component_label(component)} on stage ({', '.join(parts + opts)})"
+    return f"{component_label(component)} on input {case.input_shape} with {_arg_text(component, args)}"
 
 
 def _kind_rule_problem(component: Component, in_shape, args, declared) -> str | None:
@@ -502,198 +356,3 @@ def assert_conforms(component: Component, case: Case | StageCase, **kwargs) -> C
     if not res.ok:
         raise ConformanceError("\n".join(res.failure_messages()))
     return res
-
-
-
-
-# -- a whole component / distribution ----------------------------------------------------------
-@dataclass
-class ComponentReport:
-    component: Component
-    cases: list[CaseResult] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ran(self) -> list[CaseResult]:
-        return [c for c in self.cases if c.skipped is None]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and bool(self.ran) and all(c.ok for c in self.cases)
-
-    def failed_checks(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for c in self.cases:
-            for r in c.failures:
-                out.setdefault(r.check, []).extend(r.messages)
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        comp = self.component
-        return {"kind": comp.kind, "name": comp.name, "qualified_name": comp.qualified_name,
-                "ok": self.ok, "cases": len(self.cases), "ran": len(self.ran),
-                "skipped": [c.skipped for c in self.cases if c.skipped is not None],
-                "problems": list(self.problems),
-                "failed_checks": self.failed_checks()}
-
-
-def check_component(component: Component, cases: Sequence[Case | StageCase] | None = None, *,
-                    n_cases: int = 12, seed: int = 0, max_size: int = 33,
-                    device: str | torch.device = "cpu") -> ComponentReport:
-    """Every check on ``cases`` (default: ``sample_cases(component, n_cases, seed)``)."""
-    report = ComponentReport(component)
-    if cases is None:
-        if component.kind == "stage":
-            cases = sample_stage_cases(component, n_cases, seed)
-        else:
-            cases = sample_cases(component, n_cases, seed, max_size=max_size)
-    for i, case in enumerate(cases):
-        if isinstance(case, StageCase):
-            report.cases.append(check_stage_case(component, case))
-        else:
-            report.cases.append(check_case(component, case, seed=seed + i, device=device))
-    if not report.ran:
-        report.problems.append(f"[contract] {_label(component)}: no case could run: the contract "
-                               "rejected every sampled argument combination")
-    return report
-
-
-def components_of(target: Any, registry=None) -> tuple[list[Component], list[str]]:
-    """The components a target provides, and why some may be missing.
-
-    ``target``: a distribution name (installed, found through its entry points), a plugin module
-    or object with a ``sarzoo_components`` hookimpl (registered privately, nothing installed), a
-    ``Component`` or a list of them."""
-    from sarzoo.registry import Registry, get_registry, normalize
-
-    if isinstance(target, Component):
-        return [target], []
-    if isinstance(target, (list, tuple)) and all(isinstance(c, Component) for c in target):
-        return list(target), []
-    if isinstance(target, str):
-        try:
-            reg = registry or get_registry()
-        except SarzooError as exc:
-            return [], [str(exc)]
-        records = reg.records(target)
-        if not records:
-            known = ", ".join(reg.distributions()) or "(none)"
-            return [], [f"no installed distribution '{target}' provides sarzoo plugins (is it "
-                        f"installed in this environment? `pip install -e .` in its folder); "
-                        f"distributions with plugins: {known}"]
-        problems = [f"plugin '{r.name}' from {r.distribution} {r.version} {r.status}: {r.error}"
-                    for r in records if r.status in ("failed", "disabled")
-                    or (r.status == "shadowed" and not r.components)]
-        comps = [c for c in reg.components()
-                 if normalize(c.provenance.distribution) == normalize(target)]
-        return comps, problems
-    reg = Registry(entry_points=[], strict=False, disabled=set())
-    name = getattr(target, "__name__", type(target).__name__)
-    rec = reg.register_plugin(target, name=name, distribution="<local>",
-                              version=str(getattr(target, "__version__", "?")))
-    if rec.status == "failed":
-        return [], [f"plugin '{name}' failed: {rec.error}"]
-    return reg.components(), []
-
-
-@dataclass
-class DistributionReport:
-    distribution: str
-    version: str
-    records: list[Any]
-    reports: list[ComponentReport]
-    problems: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems and bool(self.reports) and all(r.ok for r in self.reports)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"distribution": self.distribution, "version": self.version, "ok": self.ok,
-                "plugins": [r.as_dict() for r in self.records], "problems": list(self.problems),
-                "components": [r.as_dict() for r in self.reports]}
-
-
-def declaration_problems(records: Iterable[Any]) -> list[str]:
-    """A distribution that declares names (``sarzoo.components``) must declare exactly what it
-    provides, or the names of a failed plugin would be misattributed."""
-    out = []
-    for rec in records:
-        if not rec.declared or rec.status not in ("ok", "shadowed") or not rec.components:
-            continue
-        declared, provided = set(rec.declared), set(rec.components)
-        for k, n in sorted(declared - provided):
-            out.append(f"[declaration] plugin '{rec.name}' declares {k}.{n} in the sarzoo.components "
-                       "entry points but does not provide it")
-        for k, n in sorted(provided - declared):
-            out.append(f"[declaration] plugin '{rec.name}' provides {k} '{n}' but does not declare it: "
-                       f"add \"{k}.{n}\" = \"{rec.module}\" to [project.entry-points.\"sarzoo.components\"]")
-    return out
-
-
-def check_distribution(distribution: str, *, n_cases: int = 12, seed: int = 0, max_size: int = 33,
-                       only: Sequence[str] | None = None, device: str = "cpu",
-                       registry=None) -> DistributionReport:
-    """Conformance of every component an installed distribution provides."""
-    from sarzoo.registry import get_registry
-
-    reg = registry or get_registry()
-    comps, problems = components_of(distribution, reg)
-    records = reg.records(distribution)
-    if only:
-        wanted = set(only)
-        comps = [c for c in comps if c.name in wanted or f"{c.kind}:{c.name}" in wanted]
-        missing = wanted - {c.name for c in comps} - {f"{c.kind}:{c.name}" for c in comps}
-        problems += [f"{distribution} provides no component '{m}'" for m in sorted(missing)]
-    elif records and not comps and not problems:
-        problems.append(f"{distribution} provides no component")
-    problems += declaration_problems(records)
-    reports = [check_component(c, n_cases=n_cases, seed=seed, max_size=max_size, device=device)
-               for c in comps]
-    version = records[0].version if records else "?"
-    name = records[0].distribution if records else distribution
-    return DistributionReport(name, version, records, reports, problems)
-
-
-def format_report(report: ComponentReport | DistributionReport, *, max_per_check: int = 3) -> str:
-    """Human-readable: one line per component, then each failed check with the inputs it failed on."""
-    if isinstance(report, DistributionReport):
-        lines = [f"{report.distribution} {report.version}"]
-        for rec in report.records:
-            extra = f": {rec.error}" if rec.error else ""
-            lines.append(f"  plugin {rec.name} ({rec.value}): {rec.status}{extra}")
-        for r in report.reports:
-            lines.append(_component_lines(r, max_per_check, indent="  "))
-        for p in report.problems:
-            lines.append(f"  FAIL  {p}")
-        n_ok = sum(r.ok for r in report.reports)
-        lines.append(f"{len(report.reports)} component(s): {n_ok} passed, "
-                     f"{len(report.reports) - n_ok} failed"
-                     + (f"; {len(report.problems)} other problem(s)" if report.problems else ""))
-        return "\n".join(lines)
-    return _component_lines(report, max_per_check, indent="")
-
-
-def _component_lines(r: ComponentReport, max_per_check: int, indent: str) -> str:
-    comp = r.component
-    checks = STAGE_CHECKS if comp.kind == "stage" else CHECKS
-    skipped = len(r.cases) - len(r.ran)
-    counts = f"{len(r.ran)} case(s)" + (f", {skipped} rejected by the contract" if skipped else "")
-    head = f"{indent}{'PASS' if r.ok else 'FAIL'}  {comp.kind} {comp.name}  ({counts})"
-    if r.ok:
-        return head + ": " + ", ".join(checks)
-    lines = [head]
-    failed = r.failed_checks()
-    for check in checks:
-        msgs = failed.get(check)
-        if not msgs:
-            continue
-        n_inputs = sum(1 for c in r.cases if any(f.check == check for f in c.failures))
-        lines.append(f"{indent}      {check}: failed on {n_inputs} of {len(r.ran)} input(s)")
-        for m in msgs[:max_per_check]:
-            lines.append(f"{indent}        {m}")
-        if len(msgs) > max_per_check:
-            lines.append(f"{indent}        ... and {len(msgs) - max_per_check} more")
-    for p in r.problems:
-        lines.append(f"{indent}      {p}")
-    return "\n".join(lines)

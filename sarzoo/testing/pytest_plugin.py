@@ -56,7 +56,7 @@ def pytest_generate_tests(metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
         return
-    from sarzoo.testing.checks import components_of
+    from sarzoo.testing.reports import components_of
 
     target = marker.args[0] if marker.args else marker.kwargs.get("target")
     comps, problems = components_of(target)
@@ -79,7 +79,7 @@ def run_conformance(component: Any, config=None, **kwargs) -> None:
     """Fail the current test (no traceback, just the report) unless ``component`` conforms."""
     if isinstance(component, _LoadProblem):
         pytest.fail(component.message, pytrace=False)
-    from sarzoo.testing.checks import check_component, format_report
+    from sarzoo.testing.reports import check_component, format_report
 
     settings = _settings(config, kwargs) if config is not None else {
         "n_cases": kwargs.get("cases") or 12, "seed": kwargs.get("seed") or 0,

@@ -20,7 +20,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from sarzoo.interfaces import Component
-from sarzoo.testing.checks import Case, StageCase, _contract_filter, case_args, size_range
+from sarzoo.testing.cases import Case, StageCase, _contract_filter, case_args, size_range
 
 
 def options(component: Component) -> st.SearchStrategy[dict]:
