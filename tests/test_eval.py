@@ -115,6 +115,23 @@ def test_heldout_profile_scenes(run_dir):
     assert again["psnr"] == pytest.approx(rep["psnr"], abs=1e-9)   # the same scenes every time
 
 
+def test_heldout_on_a_checkpoint_trained_on_files(run_dir, tmp_path):
+    """Held-out scenes are linear intensity, whatever the checkpoint's files held: its clip range is kept,
+    its domain and nodata are not (amplitude DN with nodata 0 would misread every synthetic pixel)."""
+    ck = torch.load(run_dir / "best.pt", weights_only=True)
+    ck["recipe"]["data"].update(paths=[str(tmp_path / "gone.tif")], domain="amplitude", nodata=0.0)
+    ck["preprocessing"].update(domain="amplitude", nodata=0.0)
+    files = tmp_path / "files.pt"
+    torch.save(ck, files)
+    rep = _eval(files, heldout=2, patches=False)
+    assert rep["data"]["split"] == "heldout" and rep["n_images"] == 2
+    pp = rep["data"]["preprocessing"]
+    assert pp["domain"] == "intensity" and pp["nodata"] is None
+    assert (pp["vmin"], pp["vmax"]) == (ck["preprocessing"]["vmin"], ck["preprocessing"]["vmax"])
+    same = _eval(run_dir / "best.pt", heldout=2, patches=False)
+    assert rep["psnr"] == pytest.approx(same["psnr"], abs=1e-9)
+
+
 def test_heldout_flag(run_dir, capsys):
     import argparse
 

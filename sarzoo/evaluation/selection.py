@@ -69,6 +69,8 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
         size = f"{syn['n_scenes']} scenes {syn['size']}×{syn['size']} (seed {cfg['seed']}"
         if heldout:
             desc = f"synthetic SAR, held-out profile: {size}; docs/data.md)"
+        elif syn["profile"] == "heldout":
+            desc = f"synthetic SAR, held-out profile, {split} split of {size})"
         else:
             looks = syn["looks"]
             looks = f"{looks:g}" if isinstance(looks, (int, float)) else f"{looks[0]:g}–{looks[1]:g}"
