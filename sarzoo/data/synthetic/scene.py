@@ -36,13 +36,7 @@ def _partition(rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray) -> np.n
     h, w = yy.shape
     k = int(rng.integers(6, 14))
     pts = rng.uniform((0.0, 0.0), (h, w), size=(k, 2)).astype(np.float32)
-    best = np.full((h, w), np.inf, dtype=np.float32)
-    label = np.zeros((h, w), dtype=np.int64)
-    for j in range(k):
-        d = (yy - pts[j, 0]) ** 2 + (xx - pts[j, 1]) ** 2
-        closer = d < best
-        best[closer] = d[closer]
-        label[closer] = j
+    label = np.argmin((yy - pts[:, :1, None]) ** 2 + (xx - pts[:, 1:, None]) ** 2, axis=0)
     for j in range(int(rng.integers(1, 4))):
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         a, b = rng.uniform(0.08, 0.3) * w, rng.uniform(0.05, 0.2) * h
