@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sarzoo.data.synthetic.speckle import MIN_WIDTH
 from sarzoo.errors import SarzooError
 
 #: land-cover classes: (σ0 of VV in dB, VV − VH in dB), each drawn uniformly per region. C band,
@@ -121,7 +122,7 @@ def draw_params(prof: Profile, rng: np.random.Generator) -> SceneParams:
     coh = float(rng.uniform(*prof.coherence))
     if prof.psf == "gaussian":
         width = (wy, wy)    # isotropic: the second draw is unused
-        psf = "white" if wy <= 0 else "gaussian"
+        psf = "white" if wy < MIN_WIDTH else "gaussian"
     else:
         width, psf = (wy, wx), prof.psf
     return SceneParams(looks, psf, width, tex, coh)

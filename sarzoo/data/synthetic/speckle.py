@@ -37,6 +37,8 @@ import numpy as np
 PSFS = ("white", "gaussian", "sinc")
 #: Hamming weighting of the sinc PSF's spectrum: w(f) = a + (1 − a)·cos(2πf/B)
 HAMMING = 0.54
+#: a Gaussian PSF narrower than this is white: its neighbours' weight exp(−1/2σ²) is below 1e-21
+MIN_WIDTH = 0.1
 
 
 def transfer_1d(n: int, psf: str, width: float) -> np.ndarray:
@@ -44,7 +46,7 @@ def transfer_1d(n: int, psf: str, width: float) -> np.ndarray:
 
     mean(T²) = 1 is Σh² = 1 (Parseval): filtering keeps unit variance per pixel.
     """
-    if psf == "white" or (psf == "gaussian" and width <= 0):
+    if psf == "white" or (psf == "gaussian" and width < MIN_WIDTH):
         return np.ones(n)
     if psf == "gaussian":
         d = np.minimum(np.arange(n), n - np.arange(n)).astype(np.float64)
@@ -139,7 +141,7 @@ def speckle_channels(rng: np.random.Generator, shape: tuple[int, int], looks: fl
     if not 0.0 <= coherence <= 1.0:
         raise ValueError(f"coherence must be in [0, 1], got {coherence}")
     n = whole_looks(looks)
-    white = psf == "white" or max(width) <= 0
+    white = psf == "white" or (psf == "gaussian" and max(width) < MIN_WIDTH)
     transfer = None if white else (transfer_1d(shape[0], psf, width[0]), transfer_1d(shape[1], psf, width[1]))
     z0 = _looks(rng, n, shape, transfer)
     out = [_detect(z0, looks, rng)]
