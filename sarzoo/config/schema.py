@@ -18,7 +18,7 @@ REQUIRED = object()
 @dataclass
 class Field:
     """One recipe key. ``type``: a value type of ``sarzoo.config.values.check`` (int, float, bool,
-    str, size2, paths, any), ``section`` (``children``), ``list`` (of ``item``), or ``ref:KIND`` /
+    str, size2, range, paths, any), ``section`` (``children``), ``list`` (of ``item``), or ``ref:KIND`` /
     ``step:KIND`` (a component reference; a step also carries out_channels and stride)."""
 
     type: str
@@ -366,7 +366,32 @@ DATA: dict[str, Field] = {
                 max=65536,
             ),
             "looks": Field(
-                "float", "number of looks L of the Gamma speckle (mean 1, variance 1/L)", default=4, min=1e-06
+                "range",
+                "looks L of the speckle (each pixel Gamma(L): mean 1, variance 1/L; non-integer allowed): a number "
+                "for every scene, or [low, high] drawn uniformly per scene",
+                default=[1.0, 5.0], min=1, max=1000,
+            ),
+            "correlation": Field(
+                "range",
+                "speckle correlation: σ in px of the Gaussian amplitude point-spread function that filters each "
+                "complex look (0 = white speckle); a number, or [low, high] drawn uniformly per scene",
+                default=[0.0, 1.2], min=0, max=16,
+            ),
+            "texture": Field(
+                "range",
+                "shape ν of the Gamma texture of textured regions (K-distributed intensity; smaller = more "
+                "heterogeneous, variance 1/ν): a number, or [low, high] drawn log-uniformly per region",
+                default=[1.0, 10.0], min=1, max=1000,
+            ),
+            "texture_fraction": Field(
+                "float", "chance that a land region (open water never is) is textured rather than homogeneous",
+                default=0.5, min=0, max=1,
+            ),
+            "profile": Field(
+                "str",
+                "train (the keys above) or heldout (fixed parameters unlike the training ones, its own seed "
+                "stream; looks/correlation/texture/texture_fraction are ignored: docs/data.md)",
+                default="train", choices=("train", "heldout"),
             ),
         },
     ),

@@ -65,6 +65,16 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
         ok = (isinstance(value, list) and len(value) == 2
               and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
         return ok, list(value) if ok else value
+    if name == "range":
+        # a number (fixed) or [low, high] (drawn from); kept as written so a resolved recipe reads back
+        ok, v = _as(value, "float")
+        if ok:
+            return True, v
+        if isinstance(value, list) and len(value) == 2:
+            pair = [_as(v, "float") for v in value]
+            if all(ok for ok, _ in pair):
+                return True, [v for _, v in pair]
+        return False, value
     if name == "paths":
         if isinstance(value, str) and value:
             return True, [value]
@@ -75,7 +85,8 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
 
 def _expected(names: Sequence[str]) -> str:
     words = {"size2": "[height, width] (two integers) or one integer",
-             "paths": "a path or a non-empty list of paths"}
+             "paths": "a path or a non-empty list of paths",
+             "range": "a number or [low, high] (two numbers)"}
     return " or ".join(n.__name__ if isinstance(n, type) else words.get(n) or _TYPE_WORDS.get(n, n)
                        for n in names)
 
@@ -84,8 +95,8 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
           max: float | None = None, nullable: bool = False) -> Any:
     """``value`` converted to the first of ``types`` it fits, or ``Invalid`` saying why not.
 
-    ``types``: type names (``int float bool str list mapping size2 paths any``) or Python types.
-    Numbers must be finite; ``min``/``max`` bound numbers and each side of a ``size2``.
+    ``types``: type names (``int float bool str list mapping size2 range paths any``) or Python types.
+    Numbers must be finite; ``min``/``max`` bound numbers and each side of a ``size2`` or ``range``.
     """
     if value is None:
         if nullable:
@@ -103,14 +114,17 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
             break
     else:
         raise Invalid(f"must be {_expected(names)}, got {type(value).__name__} {value!r}")
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        raise Invalid(f"must be a finite number, got {value!r}")
+    for v in (value if isinstance(value, list) and "range" in names else [value]):
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            raise Invalid(f"must be a finite number, got {value!r}")
+    if isinstance(value, list) and "range" in names and value[0] > value[1]:
+        raise Invalid(f"must be [low, high] with low <= high, got {value!r}")
     if choices is not None and value not in choices:
         from sarzoo.errors import did_you_mean
 
         raise Invalid(f"must be one of {', '.join(map(repr, choices))}, got {value!r}."
                       + did_you_mean(value, choices))
-    for v in (value if isinstance(value, list) and "size2" in names else [value]):
+    for v in (value if isinstance(value, list) and ("size2" in names or "range" in names) else [value]):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if min is not None and v < min:
                 raise Invalid(f"must be >= {min:g}, got {v!r}")

@@ -72,9 +72,13 @@ class DataSplit(NamedTuple):
 
 # --- building ----------------------------------------------------------------------------
 
-def synthetic_scenes(n_scenes: int, size: int, looks: float, seed: int) -> list[Scene]:
-    """Synthetic scenes as in-memory scenes carrying their clean reflectivity."""
-    syn = SyntheticSAR(n_scenes, size, looks, seed)
+def synthetic_scenes(n_scenes: int, size: int, looks: float | Sequence[float], seed: int, *, channels: int = 1,
+                     correlation: float | Sequence[float] = (0.0, 1.2), texture: float | Sequence[float] = (1.0, 10.0),
+                     texture_fraction: float = 0.5, profile: str = "train") -> list[Scene]:
+    """Synthetic scenes as in-memory scenes carrying their clean reflectivity; ``(C, H, W)`` arrays when
+    ``channels`` > 1 (``SyntheticSAR``'s VV/VH pairs)."""
+    syn = SyntheticSAR(n_scenes, size, looks, seed, channels=channels, correlation=correlation, texture=texture,
+                       texture_fraction=texture_fraction, profile=profile)
     out: list[Scene] = []
     for i in range(len(syn)):
         speckled, clean = syn.scene(i)
@@ -109,7 +113,9 @@ def open_scenes(cfg: dict[str, Any], channels: int = 1) -> list[Scene]:
     ``channels`` is the recipe's ``input.channels``: a file with more bands is refused."""
     if cfg["paths"] is None:
         syn = cfg["synthetic"]
-        return synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"])
+        return synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"],
+                                correlation=syn["correlation"], texture=syn["texture"],
+                                texture_fraction=syn["texture_fraction"], profile=syn["profile"])
     return open_sources(cfg["paths"], nodata=cfg["nodata"], channels=channels)
 
 

@@ -30,13 +30,16 @@ __all__ = ["evaluate", "SCENE_WINDOW"]
 def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *, split: str | None = None,
              overrides: Sequence[str] = (), overlap: int = 0, scenes: bool = True, patches: bool = True,
              batch_size: int = 16, device: str = "auto", save_images: str | os.PathLike | None = None,
-             window: int = SCENE_WINDOW, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             window: int = SCENE_WINDOW, progress: Callable[[str], None] | None = None,
+             heldout: int | None = None) -> dict[str, Any]:
     """Everything ``sarzoo eval`` reports, as one JSON-ready dict (non-finite values become None).
 
     Top-level ``psnr``/``ssim``/``enl_ratio``/``epi``/``n_images``/``reference`` are the full-scene
     figures (the patch figures when ``scenes`` is False); ``scenes`` and ``patches`` hold each
     level with its reference (and ``clean`` comparisons for synthetic data), ``scenes.images``
     the per-image values. ``progress`` receives a line per stage (the caller decides where it goes).
+    ``heldout``: evaluate on that many scenes of the synthetic held-out profile instead of the
+    checkpoint's data (``selection.eval_data``), with the checkpoint's preprocessing all the same.
 
     A file whose valid pixels mostly (``CLIP_WARN_FRACTION``) fall outside the checkpoint's clip
     range gets a ``ClipRangeWarning`` (Python ``warnings``) naming it, with the clipped fractions and
@@ -58,8 +61,8 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
                           f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
     dev = pick_device(device)
-    recipe = eval_recipe(ckpt, data, overrides)   # refuses bad overrides before the model is built
-    ed = eval_data(ckpt, data, split, overrides, recipe=recipe)
+    recipe = eval_recipe(ckpt, data, overrides, heldout)   # refuses bad overrides before the model is built
+    ed = eval_data(ckpt, data, split, overrides, recipe=recipe, heldout=heldout)
     model = ck.model_from_checkpoint(ckpt, dev)
     fast = fastpath.for_inference(model, recipe["runtime"], dev)
     tile = int(ed.config["patch_size"])

@@ -4,6 +4,8 @@ files, the preprocessing that reads them, and the windows a large scene is measu
 Data and preprocessing follow the checkpoint: without ``--data`` the split the training used is
 rebuilt from the stored ``data:`` section (same seed, same synthetic scenes), and the stored
 clip range is used, never refitted (a refit on other data would change what the model sees).
+``--heldout N`` swaps the data for N scenes of the synthetic generator's held-out profile, at the
+checkpoint's scene size and seed: scenes unlike any the model trained on, to see how it transfers.
 """
 from __future__ import annotations
 
@@ -12,15 +14,17 @@ from typing import Any, NamedTuple, Sequence
 
 from sarzoo.errors import SarzooError
 
-__all__ = ["SCENE_WINDOW", "EvalData", "eval_data", "Piece", "pieces"]
+__all__ = ["SCENE_WINDOW", "MAX_HELDOUT_SCENES", "EvalData", "eval_data", "Piece", "pieces"]
 
 #: Largest side (px) of the piece of a scene reconstructed and measured at once; bounded memory.
 SCENE_WINDOW = 2048
+#: The most held-out scenes ``--heldout N`` accepts (they are generated and held in memory).
+MAX_HELDOUT_SCENES = 100_000
 
 
 class EvalData(NamedTuple):
     source: str           # "synthetic" | "files"
-    split: str            # "val" | "train" | "all"
+    split: str            # "val" | "train" | "all" | "heldout"
     regions: list
     patches: list
     config: dict
@@ -29,24 +33,28 @@ class EvalData(NamedTuple):
 
 
 def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
-              overrides: Sequence[str] = (), recipe: dict[str, Any] | None = None) -> EvalData:
+              overrides: Sequence[str] = (), recipe: dict[str, Any] | None = None,
+              heldout: int | None = None) -> EvalData:
     """The regions (scenes or split parts of scenes) and patches to evaluate on; ``recipe`` is
-    ``eval_recipe(ckpt, data, overrides)`` when the caller has it already.
+    ``eval_recipe(ckpt, data, overrides, heldout)`` when the caller has it already.
 
     Without ``data`` this is the checkpoint's own data, split exactly as training split it
-    (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole.
+    (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole; with
+    ``heldout`` that many held-out synthetic scenes, whole.
     """
     from sarzoo.data.dataset import open_scenes, patches_of
     from sarzoo.data.patches import Region, split_scenes
 
-    cfg = (recipe if recipe is not None else eval_recipe(ckpt, data, overrides))["data"]
+    _check_heldout(heldout, data, split)
+    cfg = (recipe if recipe is not None else eval_recipe(ckpt, data, overrides, heldout))["data"]
     synthetic = cfg["paths"] is None
     # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
     # valid 0 dB after --set data.domain=db), so the overrides apply before it
-    prep = _eval_prep(ckpt["preprocessing"], cfg, synthetic, overrides)
+    trained_on_files = (ckpt["recipe"].get("data") or {}).get("paths") is not None
+    prep = _eval_prep(ckpt["preprocessing"], cfg, synthetic, overrides, trained_on_files)
     scenes = open_scenes(cfg, channels=int((ckpt["recipe"].get("input") or {}).get("channels") or 1))
-    if data:
-        split = "all"
+    if data or heldout:
+        split = "heldout" if heldout else "all"
         regions = [Region.whole(s) for s in scenes]
     else:
         split = split or "val"
@@ -58,8 +66,15 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     patches = patches_of(regions, cfg, prep)
     if synthetic:
         syn = cfg["synthetic"]
-        desc = (f"synthetic SAR, {split} split of {syn['n_scenes']} scenes {syn['size']}×{syn['size']} "
-                f"(seed {cfg['seed']}, {syn['looks']:g} looks)")
+        size = f"{syn['n_scenes']} scenes {syn['size']}×{syn['size']} (seed {cfg['seed']}"
+        if heldout:
+            desc = f"synthetic SAR, held-out profile: {size}; docs/data.md)"
+        elif syn["profile"] == "heldout":
+            desc = f"synthetic SAR, held-out profile, {split} split of {size})"
+        else:
+            looks = syn["looks"]
+            looks = f"{looks:g}" if isinstance(looks, (int, float)) else f"{looks[0]:g}–{looks[1]:g}"
+            desc = f"synthetic SAR, {split} split of {size}, {looks} looks)"
     else:
         more = " …" if len(cfg["paths"]) > 3 else ""
         desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + more
@@ -67,12 +82,27 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep)
 
 
-def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
+def _check_heldout(heldout: int | None, data: Sequence[str] | None, split: str | None) -> None:
+    if heldout is None:
+        return
+    if isinstance(heldout, bool) or not isinstance(heldout, int) or not 1 <= heldout <= MAX_HELDOUT_SCENES:
+        raise SarzooError(f"--heldout takes a count of scenes from 1 to {MAX_HELDOUT_SCENES}, got {heldout!r}")
+    if data:
+        raise SarzooError("--heldout evaluates generated held-out scenes; it cannot be combined with --data")
+    if split is not None:
+        raise SarzooError("--heldout evaluates whole generated scenes; it cannot be combined with --split")
+
+
+def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str],
+                heldout: int | None = None) -> dict[str, Any]:
     """The checkpoint's recipe with ``--data`` and ``--set data.KEY=VALUE`` / ``runtime.KEY=VALUE``
-    applied: the stored recipe goes through the same resolution as a recipe file, overrides and all."""
+    applied: the stored recipe goes through the same resolution as a recipe file, overrides and all.
+    With ``heldout``: its data becomes that many scenes of the synthetic held-out profile, at the
+    stored scene size (``data.synthetic.size``) and seed, whatever the checkpoint trained on."""
     from sarzoo import config
     from sarzoo.config.source import normalise_overrides
 
+    _check_heldout(heldout, data, None)
     overrides = list(overrides or [])
     for key, _ in normalise_overrides(overrides):
         if key.split(".")[0] not in ("data", "runtime") or "." not in key:
@@ -82,17 +112,24 @@ def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Seq
     if data:
         extra = {"data.paths": [os.path.abspath(os.path.expanduser(p)) if not any(ch in p for ch in "*?[") else p
                                 for p in data]}
+    elif heldout:
+        extra = {"data.paths": None, "data.synthetic.profile": "heldout", "data.synthetic.n_scenes": heldout}
     source = f"recipe stored in {ckpt.get('_path', 'the checkpoint')}"
     return config.load_with_origins(ckpt["recipe"], overrides, extra=extra, source=source).recipe
 
 
-def _eval_prep(stored: dict[str, Any], cfg: dict[str, Any], synthetic: bool, overrides: Sequence[str]):
+def _eval_prep(stored: dict[str, Any], cfg: dict[str, Any], synthetic: bool, overrides: Sequence[str],
+               trained_on_files: bool = False):
     """The stored preprocessing; ``--set data.domain/nodata`` change how raw values are read, never the clip."""
     from sarzoo.data.preprocess import Preprocessing
 
     d = dict(stored)
     keys = {o.split("=", 1)[0].strip() for o in overrides or []}
-    if "data.domain" in keys and not synthetic:
+    if synthetic and (stored.get("domain") != "intensity" or trained_on_files):
+        # --heldout on a checkpoint trained on files: synthetic scenes are linear intensity without a
+        # nodata value, whatever those files held; the clip range stays the stored one
+        d["domain"], d["nodata"] = "intensity", None
+    elif "data.domain" in keys and not synthetic:
         d["domain"] = cfg["domain"]
     if "data.nodata" in keys:
         d["nodata"] = cfg["nodata"]
