@@ -33,6 +33,15 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+# MAX_OPEN_FILES, MAX_SCENE_PIXELS and _HandleCache lived here before scene.py: still importable from here
+from sarzoo.data.scene import (
+    _HANDLES,
+    MAX_OPEN_FILES,  # noqa: F401
+    MAX_SCENE_PIXELS,  # noqa: F401
+    Scene,
+    _HandleCache,  # noqa: F401
+    check_scene_size,
+)
 from sarzoo.errors import SarzooError, describe
 
 RASTER_EXTS = (".tif", ".tiff", ".gtiff", ".png")
@@ -42,9 +51,6 @@ SUPPORTED_EXTS = RASTER_EXTS + ARRAY_EXTS
 #: Largest array read whole into memory (decompressed bytes): a ``.npz`` member. Anything larger
 #: must be a file that can be read by window (``.npy`` is memory-mapped, GeoTIFF is tiled/stripped).
 MAX_WHOLE_BYTES = 512 * 2**20
-#: Largest scene (pixels, one band): 4·10⁹, about ten Sentinel-1 GRD scenes. A larger declared
-#: size is a broken or hostile header; streaming passes over it would run for hours.
-MAX_SCENE_PIXELS = 4 * 10**9
 #: Most scenes one file may declare (frames of an ``(N, H, W)`` stack, members of a ``.npz``).
 MAX_SCENES_PER_FILE = 100_000
 #: Largest ``.npy`` header read (numpy's own default limit).
@@ -104,15 +110,6 @@ def check_shape(where: str, shape: tuple[int, ...]) -> tuple[tuple[int, int], li
     return (hw[0], hw[1]), frames
 
 
-def check_scene_size(where: str, height: int, width: int) -> None:
-    if height < 1 or width < 1:
-        raise SarzooError(f"{where}: empty raster of {height} × {width} pixels")
-    if height * width > MAX_SCENE_PIXELS:
-        raise SarzooError(f"{where}: declares {height:,} × {width:,} = {height * width:,} pixels per band, more "
-                          f"than the {MAX_SCENE_PIXELS:,} sarzoo reads from one scene; the header is broken, "
-                          f"or cut the scene into smaller files")
-
-
 def _ext(path: str) -> str:
     return Path(path).suffix.lower()
 
@@ -141,82 +138,6 @@ def _to_float(a: np.ndarray, nodata: float | None) -> np.ndarray:
     if bad is not None and bad.any():
         out[bad] = np.nan
     return out
-
-
-#: Most files kept open at once per process; thousands of scenes must not exhaust descriptors.
-MAX_OPEN_FILES = 32
-
-
-class _HandleCache:
-    """Per-process LRU of open file handles (GDAL datasets, memory maps).
-
-    Why per process: a handle inherited through ``fork`` by a DataLoader worker shares file
-    offsets and GDAL state with its parent, so each process opens its own.
-    """
-
-    def __init__(self, size: int):
-        self.size = size
-        self.items: OrderedDict[tuple[str, str], tuple[Any, Callable[[Any], None] | None]] = OrderedDict()
-        self.pid: int | None = None
-
-    def get(self, key: tuple[str, str], opener: Callable[[], Any],
-            closer: Callable[[Any], None] | None = None) -> Any:
-        if self.pid != os.getpid():
-            self.items, self.pid = OrderedDict(), os.getpid()  # the parent's handles stay the parent's
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key][0]
-        handle = opener()
-        self.items[key] = (handle, closer)
-        while len(self.items) > self.size:
-            _, (old, close) = self.items.popitem(last=False)
-            if close is not None:
-                close(old)
-        return handle
-
-    def close(self, key: tuple[str, str]) -> None:
-        item = self.items.pop(key, None)
-        if item is not None and item[1] is not None:
-            item[1](item[0])
-
-
-_HANDLES = _HandleCache(MAX_OPEN_FILES)
-
-
-class Scene:
-    """One 2-D raster that patches are cut from.
-
-    ``id`` names it in datasets and reports; ``group`` is the unit of the train/validation split
-    (the file it came from: the frames of one ``(N, H, W)`` stack share a group, because such
-    stacks are usually overlapping patches of the same acquisitions).
-    """
-
-    id: str
-    group: str
-    height: int
-    width: int
-    nodata: float | None = None
-    has_clean: bool = False
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.height, self.width)
-
-    def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
-        """float32 (h, w) window; no-data as NaN. The window must lie inside the scene."""
-        raise NotImplementedError
-
-    def read_clean(self, row: int, col: int, h: int, w: int) -> np.ndarray | None:
-        """The noise-free reflectivity of the same window, where known (synthetic data)."""
-        return None
-
-    def _check_window(self, row: int, col: int, h: int, w: int) -> None:
-        if row < 0 or col < 0 or h <= 0 or w <= 0 or row + h > self.height or col + w > self.width:
-            raise ValueError(f"window (row={row}, col={col}, h={h}, w={w}) outside scene {self.id} "
-                             f"of shape {self.shape}")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.id!r}, {self.height}x{self.width})"
 
 
 class RasterScene(Scene):
