@@ -161,8 +161,8 @@ class _Product:
             raise SarzooError(f"{where}: declares a DTD or entities, which Sentinel-1 XML never does; refused")
         try:
             root = ET.fromstring(data)
-        except ET.ParseError as exc:
-            raise SarzooError(f"{where}: not well-formed XML ({exc})") from exc
+        except Exception as exc:  # ParseError, and LookupError for a declared encoding Python lacks
+            raise SarzooError(f"{where}: not well-formed XML ({describe(exc)})") from exc
         for el in root.iter():  # namespaces are not needed to find ESA's element names
             if isinstance(el.tag, str) and "}" in el.tag:
                 el.tag = el.tag.split("}", 1)[1]
