@@ -62,6 +62,13 @@ def test_windows_anywhere_are_the_same_pixels(grd):
         s.read(25, 30, 10, 10)
 
 
+def test_scenes_pickle_into_dataloader_workers(grd):
+    import pickle
+
+    (s,) = open_file(grd.path, channels=2, multilook=[2, 2])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(s)).read(1, 2, 3, 4), s.read(1, 2, 3, 4))
+
+
 def test_bands_choose_polarisations_in_order(grd):
     (s,) = open_file(grd.path, channels=2, bands=["vh", "VV"])
     assert s.pols == ["VH", "VV"]
@@ -149,10 +156,22 @@ def test_missing_polarisation(grd):
     one_paragraph(e, str(grd.path), "HH", "VV, VH", "data.bands")
 
 
-def test_more_polarisations_than_input_channels(grd):
+def test_more_or_fewer_polarisations_than_input_channels(grd):
     with pytest.raises(SarzooError) as e:
         open_file(grd.path, channels=1)
-    one_paragraph(e, str(grd.path), "input.channels is 1", "data.bands")
+    one_paragraph(e, str(grd.path), "input.channels is 1", "data.bands: [VV]")
+    with pytest.raises(SarzooError) as e:
+        open_file(grd.path, channels=3)
+    one_paragraph(e, str(grd.path), "input.channels is 3", "2-channel recipe")
+
+
+def test_manifest_naming_a_file_outside_the_product(tmp_path):
+    prod = write_product(tmp_path, pols=("VV",))
+    m = prod.path / "manifest.safe"
+    m.write_text(m.read_text().replace('href="./annotation/s1a', 'href="../../annotation/s1a', 1))
+    with pytest.raises(SarzooError) as e:
+        open_file(prod.path)
+    one_paragraph(e, str(prod.path), "outside the product")
 
 
 def test_product_without_calibration_tables(tmp_path):

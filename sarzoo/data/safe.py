@@ -119,6 +119,10 @@ class _Product:
             self.infos = {i.filename: i for i in self.zip.infolist()}
             self.gdal = "/vsizip/" + os.path.abspath(path) + ("/" + self.root if self.root else "")
 
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
     def where(self, rel: str) -> str:
         return f"{self.path}: {rel}" if self.zip else os.path.join(self.path, rel)
 
@@ -127,6 +131,9 @@ class _Product:
 
     def size(self, rel: str) -> int:
         """The file's size after checking it exists and is a regular file (a FIFO would block GDAL)."""
+        norm = posixpath.normpath(rel)
+        if norm.startswith(("/", "..")) or "\\" in rel or ":" in rel:
+            raise SarzooError(f"{self.path}: its {MANIFEST} names {rel!r}, outside the product; refused")
         if self.zip is not None:
             info = self.infos.get(self._member(rel))
             if info is None or info.is_dir():
@@ -397,21 +404,25 @@ def open_product(path: str, *, bands: Sequence[str] | None = None, calibration: 
         raise SarzooError(f"{path}: a Sentinel-1 product is read as linear intensity (data.calibration: "
                           f"{calibration}), but data.domain is {domain!r}; set data.domain: intensity")
     product = _Product(path)
-    check_driver(path)
-    units = measurements(product)
-    if any(m.swath.startswith("WV") for m in units):
-        raise SarzooError(f"{path}: is a Wave-mode (WV) product of separate vignettes; sarzoo reads SM, IW and EW "
-                          f"products")
-    swaths = sorted({m.swath for m in units})
-    scenes: list[Scene] = []
-    for swath in swaths:
-        scene_id = path if len(swaths) == 1 else f"{path}:{swath}"
-        scenes.append(_swath_scene(product, swath, [m for m in units if m.swath == swath], bands, calibration,
-                                   scene_id))
+    try:
+        check_driver(path)
+        units = measurements(product)
+        if any(m.swath.startswith("WV") for m in units):
+            raise SarzooError(f"{path}: is a Wave-mode (WV) product of separate vignettes; sarzoo reads SM, IW and "
+                              f"EW products")
+        swaths = sorted({m.swath for m in units})
+        scenes: list[SafeScene] = []
+        for swath in swaths:
+            scene_id = path if len(swaths) == 1 else f"{path}:{swath}"
+            scenes.append(_swath_scene(product, swath, [m for m in units if m.swath == swath], bands, calibration,
+                                       scene_id))
+    finally:
+        product.close()
     for s in scenes:
         if channels is not None and s.channels != channels:
             pols = "+".join(s.pols)
+            fix = (f"choose {channels} with data.bands (e.g. data.bands: [{', '.join(s.pols[:channels])}])"
+                   if s.channels > channels else f"train a {s.channels}-channel recipe")
             raise SarzooError(f"{path}: gives {s.channels} polarisation(s) ({pols}) but the recipe's input.channels "
-                              f"is {channels}; choose {channels} with data.bands (e.g. data.bands: "
-                              f"[{', '.join(s.pols[:channels]) or 'VV'}]) or train a {s.channels}-channel recipe")
-    return scenes
+                              f"is {channels}; {fix}")
+    return list(scenes)
