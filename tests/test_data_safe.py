@@ -137,6 +137,10 @@ def test_cli_trains_on_a_product(tmp_path):
     res = run_sarzoo(["train", TINY, "--data", prod.path, "--set", "data.bands=[VV]", "--max-steps", "1",
                       "--out", tmp_path / "run"])
     assert res.returncode == 0, res.stderr
+    ckpt = next((tmp_path / "run").rglob("last.pt"))
+    res = run_sarzoo(["eval", ckpt, "--json", "--no-patches", "--save-images", tmp_path / "eval"])
+    assert res.returncode == 0, res.stderr  # the checkpoint's recipe reopens the product, VV, σ0
+    assert str(prod.path) in res.stdout
     res = run_sarzoo(["train", TINY, "--data", prod.path, "--max-steps", "1", "--out", tmp_path / "run2"])
     assert res.returncode == 2 and "input.channels is 1" in res.stderr and "data.bands" in res.stderr
 
