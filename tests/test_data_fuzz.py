@@ -56,7 +56,7 @@ WORKER = textwrap.dedent(r"""
         t0 = time.perf_counter()
         out = {}
         try:
-            scenes = open_sources(case["paths"], channels=case.get("channels", 1))
+            scenes = open_sources(case["paths"], channels=case.get("channels", 1), **case.get("options", {}))
             for s in scenes[:3]:  # a window at each corner: reads stay windowed
                 for r, c in ((0, 0), (max(0, s.height - 64), max(0, s.width - 64))):
                     a = s.read(r, c, min(64, s.height - r), min(64, s.width - c))
@@ -96,10 +96,11 @@ class Worker:
             raise AssertionError(f"the worker died (exit status {code})")
         return line
 
-    def run(self, paths, channels=1) -> dict:
+    def run(self, paths, channels=1, options=None) -> dict:
         if self.proc is None:
             self.start()
-        self.proc.stdin.write(json.dumps({"paths": [str(p) for p in paths], "channels": channels}) + "\n")
+        case = {"paths": [str(p) for p in paths], "channels": channels, "options": options or {}}
+        self.proc.stdin.write(json.dumps(case) + "\n")
         self.proc.stdin.flush()
         return json.loads(self._line(TIME_LIMIT))
 
@@ -116,9 +117,10 @@ def worker():
     w.close()
 
 
-def check(worker, path, *, channels=1, expect=None, name=None) -> dict:
-    """Run one case and assert its outcome: ok, or a SarzooError naming the file; time and memory bounded."""
-    res = worker.run([path], channels=channels)
+def check(worker, path, *, channels=1, expect=None, name=None, options=None) -> dict:
+    """Run one case and assert its outcome: ok, or a SarzooError naming the file; time and memory bounded.
+    ``options``: the ``data:`` keys ``open_sources`` takes (``multilook``, ``bands``, ``calibration``, ``domain``)."""
+    res = worker.run([path], channels=channels, options=options)
     assert res["status"] != "bug", res["message"]
     assert res["seconds"] < TIME_LIMIT, res
     assert res["rss_growth_mib"] < RSS_LIMIT_MIB, res
@@ -186,15 +188,22 @@ def fresh(tmp_dir: Path, suffix: str) -> Path:
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
+looks = st.one_of(st.none(), st.lists(st.integers(1, 4), min_size=2, max_size=2))
+
+
 @FUZZ
-@given(a=arrays(), how=damage)
-def test_npy_files(worker, tmp_path, a, how):
+@given(a=arrays(), how=damage, multilook=looks)
+def test_npy_files(worker, tmp_path, a, how, multilook):
     p = fresh(tmp_path, ".npy")
     np.save(p, a, allow_pickle=True)  # object arrays are written with pickle: the reader must refuse them
     apply_damage(p, how)
-    res = check(worker, p)
+    res = check(worker, p, options={"multilook": multilook})
     if how is None and (a.dtype.kind == "O" or a.ndim not in (2, 3) or a.size == 0):
         assert res["status"] == "error"  # (damage may turn a bad file into a valid one: then either outcome)
+    fits = multilook is None or (a.ndim in (2, 3) and a.shape[-2] >= multilook[0] and a.shape[-1] >= multilook[1])
+    if how is None and a.dtype.kind in "iufc" and not a.dtype.fields and a.ndim in (2, 3) and a.size:
+        # numbers, complex (SLC, read as |z|²) included, are read; multilook larger than the array is refused
+        assert res["status"] == ("ok" if fits else "error"), res
 
 
 @FUZZ
@@ -214,7 +223,8 @@ def test_npz_files(worker, tmp_path, members, compressed, how, extra):
         assert res["status"] == "error"
 
 
-RASTER_DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "complex64"]
+RASTER_DTYPES = ["uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64", "complex_int16",
+                 "complex64"]
 
 
 @FUZZ
@@ -228,7 +238,8 @@ def test_geotiff_files(worker, tmp_path, dtype, h, w, count, tiled, compress, ho
         prof.update(tiled=True, blockxsize=16, blockysize=16)
     if compress:
         prof["compress"] = compress
-    data = (np.arange(count * h * w) % 251).reshape(count, h, w).astype(dtype)
+    data = (np.arange(count * h * w) % 251).reshape(count, h, w).astype(
+        "complex64" if dtype == "complex_int16" else dtype)  # numpy has no CInt16: GDAL converts on write
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with rasterio.open(p, "w", **prof) as dst:
@@ -239,6 +250,29 @@ def test_geotiff_files(worker, tmp_path, dtype, h, w, count, tiled, compress, ho
         assert res["status"] == ("error" if count > channels else "ok"), res
         if count > channels:
             assert f"{count} bands" in res["message"]
+
+
+@FUZZ
+@given(kind=st.sampled_from(["GRD", "SLC"]), pols=st.sampled_from([("VV",), ("VV", "VH"), ("HH", "HV")]),
+       target=st.sampled_from(["manifest.safe", "annotation", "calibration", "measurement"]), how=damage,
+       zipped=st.booleans(), calibration=st.sampled_from(["sigma0", "beta0", "gamma0", "none"]), multilook=looks)
+def test_safe_products(worker, tmp_path, kind, pols, target, how, zipped, calibration, multilook):
+    """A real small product (``_safe_product``), one of its files damaged, or its zip."""
+    from tests._safe_product import write_product, zip_product
+
+    d = fresh(tmp_path, "").parent
+    prod = write_product(d, pols=pols, kind=kind, shape=(12, 16))
+    victim = {"manifest.safe": prod.path / "manifest.safe",
+              "annotation": min((prod.path / "annotation").glob("*.xml")),
+              "calibration": min((prod.path / "annotation" / "calibration").glob("*.xml")),
+              "measurement": min((prod.path / "measurement").glob("*.tiff"))}[target]
+    path = prod.path
+    if zipped:
+        path = victim = zip_product(prod.path, d / "S1A_IW_product.zip")
+    apply_damage(victim, how)
+    res = check(worker, path, channels=len(pols), options={"calibration": calibration, "multilook": multilook})
+    if how is None:
+        assert res["status"] == "ok", res
 
 
 @FUZZ
@@ -361,3 +395,27 @@ def test_too_many_frames(worker, tmp_path):
     p = tmp_path / "frames.npy"
     np.save(p, np.zeros((200_000, 1, 1), np.float32))
     assert "frames" in check(worker, p, expect="error")["message"]
+
+
+def test_safe_product_with_a_fifo_for_its_manifest(worker, tmp_path):
+    p = tmp_path / "S1A_IW_GRDH_x.SAFE"
+    p.mkdir()
+    os.mkfifo(p / "manifest.safe")
+    assert "not a regular file" in check(worker, p, expect="error")["message"]
+
+
+def test_safe_zip_with_a_bomb_for_an_xml_member(worker, tmp_path):
+    """A product zip whose manifest member inflates to 80 MiB: refused from the zip directory."""
+    from tests._safe_product import write_product
+
+    prod = write_product(tmp_path, pols=("VV",))
+    z = tmp_path / "S1A_IW_bomb.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for f in sorted(prod.path.rglob("*")):
+            if f.name != "manifest.safe":
+                zf.write(f, f.relative_to(tmp_path).as_posix())
+        with zf.open(f"{prod.path.name}/manifest.safe", "w") as m:
+            for _ in range(80):
+                m.write(bytes(2**20))
+    assert z.stat().st_size < 2 * 2**20
+    assert "more than the" in check(worker, z, expect="error")["message"]

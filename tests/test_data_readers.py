@@ -158,19 +158,18 @@ def test_complex_npy_is_intensity(tmp_path):
 
 
 def test_expand_directory_and_glob(tmp_path):
-    safe = tmp_path / "S1A_GRD.SAFE"
-    (safe / "measurement").mkdir(parents=True)
-    (safe / "annotation").mkdir()
-    (safe / "manifest.safe").write_text("<xml/>")
-    (safe / "annotation" / "a.xml").write_text("<xml/>")
+    top = tmp_path / "scenes"
+    (top / "sub").mkdir(parents=True)
+    (top / "notes.xml").write_text("<xml/>")
+    (top / "other.zip").write_bytes(b"PK")  # not named like a Sentinel-1 product: skipped in a search
     d = np.ones((8, 8), np.float32)
-    write_raster(safe / "measurement" / "vv.tiff", d)
-    write_raster(safe / "measurement" / "vh.tiff", d)
-    files = expand_paths(str(safe))
-    assert [f.rsplit("/", 1)[-1] for f in files] == ["vh.tiff", "vv.tiff"]
-    assert expand_paths(str(safe / "**" / "*.tiff")) == files
-    assert expand_paths([str(safe / "measurement" / "vv.tiff"), str(safe)]) == files  # de-duplicated
-    assert len(open_sources(str(safe))) == 2
+    write_raster(top / "sub" / "vv.tiff", d)
+    write_raster(top / "vh.tiff", d)
+    files = expand_paths(str(top))
+    assert files == sorted([str(top / "sub" / "vv.tiff"), str(top / "vh.tiff")])
+    assert expand_paths(str(top / "**" / "*.tiff")) == files
+    assert expand_paths([str(top / "sub" / "vv.tiff"), str(top)]) == files  # de-duplicated
+    assert len(open_sources(str(top))) == 2
 
 
 def test_corrupt_raster_names_file(tmp_path):

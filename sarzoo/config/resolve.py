@@ -76,6 +76,8 @@ class _Resolver:
                 self.fail(f"must be a list, got {type(value).__name__} {value!r}", path)
             if not f.min_items <= len(value) <= f.max_items:
                 self.fail(f"must have {f.min_items} to {f.max_items} items, got {len(value)}", path)
+            if f.item.type != "section":  # a list of values (data.bands)
+                return [self.value(v, f.item, path + (i,)) for i, v in enumerate(value)]
             return [self.section(v, f.item.children, path + (i,), fill_defaults=False)
                     for i, v in enumerate(value)]
         if f.type.startswith(("ref:", "step:")):
@@ -167,6 +169,10 @@ class _Resolver:
     def derive(self, r: dict[str, Any]) -> None:
         """Defaults that depend on other keys, and checks that span keys, made once, here."""
         self.derive_data(r["data"], r["input"]["size"], total_stride(r))
+        bands, channels = r["data"]["bands"], r["input"]["channels"]
+        if bands is not None and len(bands) != channels:
+            self.fail(f"names {len(bands)} band(s) {bands} but input.channels is {channels}: give one band per "
+                      f"input channel", ("data", "bands"))
 
     def derive_data(self, d: dict[str, Any], input_size: list[int], stride: int) -> None:
         if d["patch_size"] is None:

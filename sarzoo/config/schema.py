@@ -289,6 +289,32 @@ DATA: dict[str, Field] = {
         default="intensity",
         choices=("intensity", "amplitude", "db"),
     ),
+    "bands": Field(
+        "list",
+        "band (polarisation) names in channel order, e.g. [VV, VH]; its length is input.channels; null = "
+        "every band the input has (a Sentinel-1 product: VV, VH or HH, HV)",
+        default=None,
+        nullable=True,
+        item=Field("str", "a band (polarisation) name, e.g. VV"),
+        min_items=1,
+        max_items=64,
+    ),
+    "calibration": Field(
+        "str",
+        "radiometric calibration of a Sentinel-1 SAFE product, from its calibration LUTs: 'sigma0', 'beta0', "
+        "'gamma0' (linear intensity), or 'none' (uncalibrated |DN|^2)",
+        default="sigma0",
+        choices=("sigma0", "beta0", "gamma0", "none"),
+    ),
+    "multilook": Field(
+        "size2",
+        "[azimuth, range] looks: block average of linear intensity, rows x columns, before preprocessing (complex "
+        "SLC or real data); one integer = the same in both; null = none",
+        default=None,
+        nullable=True,
+        min=1,
+        max=64,
+    ),
     "patch_size": Field(
         "int",
         "side in pixels of the square patches cut from each scene; null = the recipe's input.size (its smaller side)",

@@ -116,7 +116,9 @@ def open_scenes(cfg: dict[str, Any], channels: int = 1) -> list[Scene]:
         return synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"],
                                 correlation=syn["correlation"], texture=syn["texture"],
                                 texture_fraction=syn["texture_fraction"], profile=syn["profile"])
-    return open_sources(cfg["paths"], nodata=cfg["nodata"], channels=channels)
+    return open_sources(cfg["paths"], nodata=cfg["nodata"], channels=channels, domain=cfg["domain"],
+                        bands=cfg.get("bands"), calibration=cfg.get("calibration", "sigma0"),
+                        multilook=cfg.get("multilook"))
 
 
 def patches_of(regions: Sequence[Region], cfg: dict[str, Any], prep: Preprocessing) -> list[PatchRef]:

@@ -33,18 +33,29 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from sarzoo.data import complex as complex_data
+from sarzoo.data import safe
+
+# MAX_OPEN_FILES, MAX_SCENE_PIXELS and _HandleCache lived here before scene.py: still importable from here
+from sarzoo.data.scene import (
+    _HANDLES,
+    MAX_OPEN_FILES,  # noqa: F401
+    MAX_SCENE_PIXELS,  # noqa: F401
+    Scene,
+    _HandleCache,  # noqa: F401
+    check_scene_size,
+)
 from sarzoo.errors import SarzooError, describe
 
 RASTER_EXTS = (".tif", ".tiff", ".gtiff", ".png")
 ARRAY_EXTS = (".npy", ".npz")
 SUPPORTED_EXTS = RASTER_EXTS + ARRAY_EXTS
+#: ... and a Sentinel-1 product's zip (``sarzoo.data.safe``), when named or matched by a glob
+ACCEPTED_EXTS = SUPPORTED_EXTS + (".zip",)
 
 #: Largest array read whole into memory (decompressed bytes): a ``.npz`` member. Anything larger
 #: must be a file that can be read by window (``.npy`` is memory-mapped, GeoTIFF is tiled/stripped).
 MAX_WHOLE_BYTES = 512 * 2**20
-#: Largest scene (pixels, one band): 4·10⁹, about ten Sentinel-1 GRD scenes. A larger declared
-#: size is a broken or hostile header; streaming passes over it would run for hours.
-MAX_SCENE_PIXELS = 4 * 10**9
 #: Most scenes one file may declare (frames of an ``(N, H, W)`` stack, members of a ``.npz``).
 MAX_SCENES_PER_FILE = 100_000
 #: Largest ``.npy`` header read (numpy's own default limit).
@@ -104,15 +115,6 @@ def check_shape(where: str, shape: tuple[int, ...]) -> tuple[tuple[int, int], li
     return (hw[0], hw[1]), frames
 
 
-def check_scene_size(where: str, height: int, width: int) -> None:
-    if height < 1 or width < 1:
-        raise SarzooError(f"{where}: empty raster of {height} × {width} pixels")
-    if height * width > MAX_SCENE_PIXELS:
-        raise SarzooError(f"{where}: declares {height:,} × {width:,} = {height * width:,} pixels per band, more "
-                          f"than the {MAX_SCENE_PIXELS:,} sarzoo reads from one scene; the header is broken, "
-                          f"or cut the scene into smaller files")
-
-
 def _ext(path: str) -> str:
     return Path(path).suffix.lower()
 
@@ -141,82 +143,6 @@ def _to_float(a: np.ndarray, nodata: float | None) -> np.ndarray:
     if bad is not None and bad.any():
         out[bad] = np.nan
     return out
-
-
-#: Most files kept open at once per process; thousands of scenes must not exhaust descriptors.
-MAX_OPEN_FILES = 32
-
-
-class _HandleCache:
-    """Per-process LRU of open file handles (GDAL datasets, memory maps).
-
-    Why per process: a handle inherited through ``fork`` by a DataLoader worker shares file
-    offsets and GDAL state with its parent, so each process opens its own.
-    """
-
-    def __init__(self, size: int):
-        self.size = size
-        self.items: OrderedDict[tuple[str, str], tuple[Any, Callable[[Any], None] | None]] = OrderedDict()
-        self.pid: int | None = None
-
-    def get(self, key: tuple[str, str], opener: Callable[[], Any],
-            closer: Callable[[Any], None] | None = None) -> Any:
-        if self.pid != os.getpid():
-            self.items, self.pid = OrderedDict(), os.getpid()  # the parent's handles stay the parent's
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key][0]
-        handle = opener()
-        self.items[key] = (handle, closer)
-        while len(self.items) > self.size:
-            _, (old, close) = self.items.popitem(last=False)
-            if close is not None:
-                close(old)
-        return handle
-
-    def close(self, key: tuple[str, str]) -> None:
-        item = self.items.pop(key, None)
-        if item is not None and item[1] is not None:
-            item[1](item[0])
-
-
-_HANDLES = _HandleCache(MAX_OPEN_FILES)
-
-
-class Scene:
-    """One 2-D raster that patches are cut from.
-
-    ``id`` names it in datasets and reports; ``group`` is the unit of the train/validation split
-    (the file it came from: the frames of one ``(N, H, W)`` stack share a group, because such
-    stacks are usually overlapping patches of the same acquisitions).
-    """
-
-    id: str
-    group: str
-    height: int
-    width: int
-    nodata: float | None = None
-    has_clean: bool = False
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.height, self.width)
-
-    def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
-        """float32 (h, w) window; no-data as NaN. The window must lie inside the scene."""
-        raise NotImplementedError
-
-    def read_clean(self, row: int, col: int, h: int, w: int) -> np.ndarray | None:
-        """The noise-free reflectivity of the same window, where known (synthetic data)."""
-        return None
-
-    def _check_window(self, row: int, col: int, h: int, w: int) -> None:
-        if row < 0 or col < 0 or h <= 0 or w <= 0 or row + h > self.height or col + w > self.width:
-            raise ValueError(f"window (row={row}, col={col}, h={h}, w={w}) outside scene {self.id} "
-                             f"of shape {self.shape}")
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.id!r}, {self.height}x{self.width})"
 
 
 class RasterScene(Scene):
@@ -341,8 +267,10 @@ class ArrayScene(Scene):
     """A 2-D array, or one frame of an ``(N, H, W)`` stack, from ``.npy`` (memory-mapped) or ``.npz``."""
 
     def __init__(self, path: str, frame: int | None, shape: tuple[int, int], key: str | None = None,
-                 nodata: float | None = None, member: tuple[str, tuple[int, ...], np.dtype] | None = None):
+                 nodata: float | None = None, member: tuple[str, tuple[int, ...], np.dtype] | None = None,
+                 dtype: np.dtype | None = None):
         self.path, self.frame, self.key = str(path), frame, key
+        self.dtype = dtype  # the file's, as validated (complex: read as |z|²)
         base = self.path if key is None else f"{self.path}:{key}"
         self.id = base if frame is None else f"{base}[{frame}]"
         self.group = self.path
@@ -414,7 +342,7 @@ def _array_scenes(path: str, shape: tuple[int, ...], dtype: np.dtype, key: str |
     where = path if key is None else f"{path}:{key}"
     check_dtype(where, dtype)
     hw, frames = check_shape(where, shape)
-    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member) for f in frames]
+    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member, dtype=np.dtype(dtype)) for f in frames]
 
 
 def _open_npy(path: str, st: os.stat_result, nodata: float | None) -> list[Scene]:
@@ -484,35 +412,84 @@ def _open_npz(path: str, nodata: float | None) -> list[Scene]:
 
 
 def open_file(path: str | os.PathLike, nodata: float | None = None, band: int = 1,
-              channels: int | None = None) -> list[Scene]:
-    """The scenes of one file, after checking that it can be read; ``SarzooError`` if not.
+              channels: int | None = None, *, domain: str = "intensity", bands: Sequence[str] | None = None,
+              calibration: str = "sigma0", multilook: Sequence[int] | None = None) -> list[Scene]:
+    """The scenes of one file or product, after checking that it can be read; ``SarzooError`` if not.
 
     Only a regular file is opened (a FIFO or a device is refused from ``os.stat``), and every
     declared size, dtype and band count is checked from the header before any pixel is read.
     ``channels`` (the recipe's ``input.channels``): a raster with more bands is refused.
+    A Sentinel-1 SAFE product (folder or ``.zip``) is opened by ``sarzoo.data.safe`` with
+    ``bands``/``calibration``; complex values are intensity, so ``domain`` must be ``intensity``
+    for them; ``multilook`` (``[az, rg]``) averages looks (``sarzoo.data.complex``).
     """
     path = str(path)
     ext = _ext(path)
     if not os.path.lexists(path):
         raise SarzooError(f"{path}: no such file")
+    if safe.is_product(path):
+        scenes = safe.open_product(path, bands=bands, calibration=calibration, channels=channels, domain=domain)
+        scenes = complex_data.detected(path, scenes, complex_input=False, domain=domain, looks=multilook)
+        return [_single_band(s) for s in scenes]
     st = check_regular_file(path)
     if ext in RASTER_EXTS:
-        return [RasterScene(path, band=band, nodata=nodata, channels=channels)]
-    if ext == ".npy":
-        return _open_npy(path, st, nodata)
-    if ext == ".npz":
-        return _open_npz(path, nodata)
-    raise SarzooError(f"{path}: unsupported file type {ext or '(no extension)'!r}; "
-                      f"expected one of {', '.join(SUPPORTED_EXTS)}")
+        scenes = [RasterScene(path, band=band, nodata=nodata, channels=channels)]
+    elif ext == ".npy":
+        scenes = _open_npy(path, st, nodata)
+    elif ext == ".npz":
+        scenes = _open_npz(path, nodata)
+    else:
+        raise SarzooError(f"{path}: unsupported file type {ext or '(no extension)'!r}; "
+                          f"expected one of {', '.join(SUPPORTED_EXTS)} or a Sentinel-1 product (.SAFE, .zip)")
+    complex_input = any(complex_data.is_complex(getattr(s, "dtype", None)) for s in scenes)
+    return complex_data.detected(path, scenes, complex_input=complex_input, domain=domain, looks=multilook)
+
+
+# --- ADAPTER (issue 11 integration): remove when the pipeline reads (C, h, w) from every Scene ---------
+class _SingleBandView(Scene):
+    """A one-channel ``(1, h, w)`` scene (a single-polarisation SAFE product) read as ``(h, w)``,
+    because this branch's pipeline still reads single-band scenes as ``(h, w)``."""
+
+    def __init__(self, base: Scene):
+        self.base, self.id, self.group = base, base.id, base.group
+        self.height, self.width, self.channels, self.has_clean = base.height, base.width, 1, base.has_clean
+
+    def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
+        return self.base.read(row, col, h, w)[0]
+
+    def __repr__(self) -> str:
+        return repr(self.base)
+
+
+def _single_band(scene: Scene) -> Scene:
+    return _SingleBandView(scene) if scene.channels == 1 else scene
+# --- end of ADAPTER ----------------------------------------------------------------------------------
+
+
+def _search(directory: str) -> list[str]:
+    """Data files under ``directory``, and Sentinel-1 products as one entry each (never searched into)."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        for d in list(dirs):
+            if safe.is_product_dir(os.path.join(root, d)):
+                found.append(os.path.join(root, d))
+                dirs.remove(d)
+        for f in files:
+            full = os.path.join(root, f)
+            if os.path.isfile(full) and (_ext(f) in SUPPORTED_EXTS or safe.looks_like_product_zip(f)):
+                found.append(full)
+    return found
 
 
 def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """Files named by ``paths``: files as given, directories searched recursively, globs expanded.
 
-    Inside directories and glob matches, files of unsupported type are skipped (a Sentinel-1
-    ``.SAFE`` folder holds XML, KML and PDF next to its TIFFs); a file named explicitly must be
-    supported. The result is sorted and de-duplicated so the split does not depend on listing
-    order.
+    Inside directories and glob matches, files of unsupported type are skipped; a file named
+    explicitly must be supported. A Sentinel-1 product (a ``*.SAFE`` folder or one holding
+    ``manifest.safe``) is one entry, never searched for files; a ``.zip`` is a product when named
+    or matched by a glob, and in a directory search when named like one (``S1*.zip``,
+    ``*.SAFE.zip``). The result is sorted and de-duplicated so the split does not depend on
+    listing order.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -520,21 +497,23 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     for p in paths:
         p = os.path.expanduser(str(p))
         if any(ch in p for ch in "*?["):
-            matches = [m for m in glob.glob(p, recursive=True) if os.path.isfile(m)]
-            found = [m for m in matches if _ext(m) in SUPPORTED_EXTS]
+            matches = glob.glob(p, recursive=True)
+            found = [m for m in matches if safe.is_product_dir(m) or (os.path.isfile(m) and _ext(m) in ACCEPTED_EXTS)]
             if not found:
                 raise SarzooError(f"{p}: pattern matches no supported data file ({', '.join(SUPPORTED_EXTS)})")
             out.extend(found)
+        elif safe.is_product_dir(p):
+            out.append(p)
         elif os.path.isdir(p):
-            found = [str(f) for f in Path(p).rglob("*") if f.is_file() and _ext(str(f)) in SUPPORTED_EXTS]
+            found = _search(p)
             if not found:
                 raise SarzooError(f"{p}: directory holds no supported data file ({', '.join(SUPPORTED_EXTS)})")
             out.extend(found)
         elif os.path.lexists(p):
             check_regular_file(p)  # a FIFO or a device is refused here, never opened
-            if _ext(p) not in SUPPORTED_EXTS:
+            if _ext(p) not in ACCEPTED_EXTS:
                 raise SarzooError(f"{p}: unsupported file type {_ext(p) or '(no extension)'!r}; "
-                                  f"expected one of {', '.join(SUPPORTED_EXTS)}")
+                                  f"expected one of {', '.join(SUPPORTED_EXTS)} or a Sentinel-1 product (.SAFE, .zip)")
             out.append(p)
         else:
             raise SarzooError(f"{p}: no such file or directory")
@@ -542,18 +521,19 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
 
 def open_sources(paths: str | os.PathLike | Sequence[str | os.PathLike], nodata: float | None = None,
-                 band: int = 1, channels: int | None = None) -> list[Scene]:
+                 band: int = 1, channels: int | None = None, **options: Any) -> list[Scene]:
     """Expand ``paths`` and open every file, failing before training on the first bad one.
 
     ``nodata`` overrides each file's own nodata value (None: use the file's, if it has one);
-    ``channels`` (the recipe's ``input.channels``) refuses rasters with more bands.
+    ``channels`` (the recipe's ``input.channels``) refuses rasters with more bands; ``options``
+    (``domain``, ``bands``, ``calibration``, ``multilook``: the ``data:`` keys) go to ``open_file``.
     """
     files = expand_paths(paths)
     if not files:
         raise SarzooError("no input data files given")
     scenes: list[Scene] = []
     for f in files:
-        scenes.extend(open_file(f, nodata=nodata, band=band, channels=channels))
+        scenes.extend(open_file(f, nodata=nodata, band=band, channels=channels, **options))
     return scenes
 
 
