@@ -132,7 +132,7 @@ class Console(Observer):
         elif event == "checkpoint_preprocessing":
             prep = facts["preprocessing"]
             self.say(f"note       preprocessing refitted on the data differs from the checkpoint's; using the "
-                     f"checkpoint's ({prep.vmin:.2f}..{prep.vmax:.2f} dB)")
+                     f"checkpoint's ({prep.range_text()})")
         elif event == "compiling":
             self.say("compile    torch.compile of the model on one training batch (runtime.compile; its time is "
                      "shown on the device line; --set runtime.compile=false skips it)")
@@ -146,7 +146,7 @@ class Console(Observer):
         self.say(f"           {info['n_train']} training patches from {info['train_scenes']} scenes, {info['n_val']} "
                  f"validation patches from {info['val_scenes']} scenes (split by scene), "
                  f"{prepared.recipe['data']['patch_size']} px; {prep.domain} → dB clipped to "
-                 f"{prep.vmin:.2f}..{prep.vmax:.2f} → [0, 1]")
+                 f"{prep.range_text(unit=False)} → [0, 1]")
 
     # -- training -------------------------------------------------------------------------------
     def on_start(self, info: RunInfo) -> None:

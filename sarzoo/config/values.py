@@ -65,6 +65,12 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
         ok = (isinstance(value, list) and len(value) == 2
               and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
         return ok, list(value) if ok else value
+    if name == "numbers":  # one number for every channel, or one per channel
+        if not isinstance(value, list):
+            return _as(value, "float")
+        conv = [_as(v, "float") for v in value]
+        ok = bool(value) and all(c[0] for c in conv)
+        return ok, [c[1] for c in conv] if ok else value
     if name == "paths":
         if isinstance(value, str) and value:
             return True, [value]
@@ -75,7 +81,8 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
 
 def _expected(names: Sequence[str]) -> str:
     words = {"size2": "[height, width] (two integers) or one integer",
-             "paths": "a path or a non-empty list of paths"}
+             "paths": "a path or a non-empty list of paths",
+             "numbers": "a number or a non-empty list of numbers (one per channel)"}
     return " or ".join(n.__name__ if isinstance(n, type) else words.get(n) or _TYPE_WORDS.get(n, n)
                        for n in names)
 
@@ -84,8 +91,9 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
           max: float | None = None, nullable: bool = False) -> Any:
     """``value`` converted to the first of ``types`` it fits, or ``Invalid`` saying why not.
 
-    ``types``: type names (``int float bool str list mapping size2 paths any``) or Python types.
-    Numbers must be finite; ``min``/``max`` bound numbers and each side of a ``size2``.
+    ``types``: type names (``int float bool str list mapping size2 paths numbers any``) or Python
+    types. Numbers must be finite; ``min``/``max`` bound numbers, each side of a ``size2`` and each
+    item of ``numbers``.
     """
     if value is None:
         if nullable:
@@ -103,14 +111,15 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
             break
     else:
         raise Invalid(f"must be {_expected(names)}, got {type(value).__name__} {value!r}")
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        raise Invalid(f"must be a finite number, got {value!r}")
+    for v in (value if isinstance(value, list) and "numbers" in names else [value]):
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            raise Invalid(f"must be a finite number, got {v!r}")
     if choices is not None and value not in choices:
         from sarzoo.errors import did_you_mean
 
         raise Invalid(f"must be one of {', '.join(map(repr, choices))}, got {value!r}."
                       + did_you_mean(value, choices))
-    for v in (value if isinstance(value, list) and "size2" in names else [value]):
+    for v in (value if isinstance(value, list) and ("size2" in names or "numbers" in names) else [value]):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if min is not None and v < min:
                 raise Invalid(f"must be >= {min:g}, got {v!r}")

@@ -3,7 +3,9 @@ files, the preprocessing that reads them, and the windows a large scene is measu
 
 Data and preprocessing follow the checkpoint: without ``--data`` the split the training used is
 rebuilt from the stored ``data:`` section (same seed, same synthetic scenes), and the stored
-clip range is used, never refitted (a refit on other data would change what the model sees).
+clip range is used, never refitted (a refit on other data would change what the model sees) —
+except for a checkpoint trained with ``clip.mode: per_scene``, whose model saw every scene in its
+own range: each scene evaluated is then refitted the same way (``scene_preprocessing``).
 """
 from __future__ import annotations
 
@@ -26,6 +28,11 @@ class EvalData(NamedTuple):
     config: dict
     description: str
     preprocessing: Any    # the stored one, with --set data.domain/nodata applied
+    scene_preprocessing: dict = {}   # per_scene checkpoints: each scene's own, by scene id
+
+    def prep_for(self, scene_id: str) -> Any:
+        """The preprocessing that reads scene ``scene_id``."""
+        return self.scene_preprocessing.get(scene_id, self.preprocessing)
 
 
 def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
@@ -36,7 +43,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     Without ``data`` this is the checkpoint's own data, split exactly as training split it
     (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole.
     """
-    from sarzoo.data.dataset import open_scenes, patches_of
+    from sarzoo.data.dataset import open_scenes, patches_of, scene_preprocessing
     from sarzoo.data.patches import Region, split_scenes
 
     cfg = (recipe if recipe is not None else eval_recipe(ckpt, data, overrides))["data"]
@@ -56,6 +63,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
             raise SarzooError(f"the checkpoint's data has no {split} scenes (data.val_fraction = "
                               f"{cfg['val_fraction']}); use --split train/all or --data")
     patches = patches_of(regions, cfg, prep)
+    per_scene = scene_preprocessing([r.scene for r in regions], prep)[0] if prep.per_scene else {}
     if synthetic:
         syn = cfg["synthetic"]
         desc = (f"synthetic SAR, {split} split of {syn['n_scenes']} scenes {syn['size']}×{syn['size']} "
@@ -64,7 +72,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
         more = " …" if len(cfg["paths"]) > 3 else ""
         desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + more
                 + ("" if data else f" ({split} split)"))
-    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep)
+    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep, per_scene)
 
 
 def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Sequence[str]) -> dict[str, Any]:
