@@ -158,7 +158,8 @@ class DbHistogram:
             raise SarzooError("cannot compute clip percentiles: the training data has no valid pixel")
         target = float(q) / 100.0 * total
         cum = np.cumsum(self.counts)
-        i = int(np.searchsorted(cum, target, side="left"))
+        # the first bin holding the target (q = 0: the first bin holding anything)
+        i = int(np.searchsorted(cum, target, side="left")) if target > 0 else int(np.argmax(self.counts > 0))
         i = min(max(i, 0), self.n_bins - 1)
         before = cum[i - 1] if i > 0 else 0
         in_bin = self.counts[i]
