@@ -266,3 +266,22 @@ def test_per_scene_ranges_are_each_scenes_own(tmp_path):
     items = [split.train[0], split.val[0]]
     per = split.train.item_preprocessing([it["scene"] for it in items])
     assert isinstance(per, list) and per[0] is not per[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 4), sep=st.sampled_from("-_."), cases=st.lists(st.booleans(), min_size=8, max_size=8),
+       order=st.randoms(use_true_random=False))
+def test_grouping_ignores_listing_order_and_case(n, sep, cases, order):
+    """Whatever the order and the case of the band tokens, scene k holds exactly its own VV then VH."""
+    scenes = []
+    for k in range(n):
+        for b, band in enumerate(("vv", "vh")):
+            tok = band.upper() if cases[2 * k + b] else band
+            scenes.append(MemoryScene(f"/d/s1{sep}{tok}{sep}{k:03d}.tif", np.full((1, 4, 4), 10 * k + b, np.float32)))
+    order.shuffle(scenes)
+    out = assemble(scenes, 2, ["VV", "VH"])
+    assert len(out) == n
+    for s in out:
+        k = int(s.id[-7:-4])  # the scene number before ".tif"
+        assert s.id == f"/d/s1{sep}VV+VH{sep}{k:03d}.tif"
+        np.testing.assert_array_equal(s.read(0, 0, 4, 4)[:, 0, 0], [10 * k, 10 * k + 1])

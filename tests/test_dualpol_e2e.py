@@ -107,6 +107,29 @@ def test_eval_reports_every_band_and_writes_two_band_reconstructions(run_dir, tm
     assert "VV -" in text and "VH -" in text  # the per-band clip ranges in the header
 
 
+def test_load_and_reconstruct_a_dualpol_scene(run_dir, tmp_path):
+    import sarzoo
+    from sarzoo import checkpoint
+    from sarzoo.errors import SarzooError
+
+    model, prep = sarzoo.load(run_dir / "best.pt")
+    assert prep.channels == 2 and prep.band_names() == ["VV", "VH"]
+    raw = _scene(5)[:, :100, :90].astype(np.float32)
+    raw[1, 10, 20] = 0.0                                   # no-data in VH only
+    out = sarzoo.load(run_dir / "best.pt").reconstruct(raw)
+    assert out.shape == raw.shape and out.dtype == np.float32
+    assert np.isnan(out[:, 10, 20]).all() and np.isfinite(out).sum() == 2 * (100 * 90 - 1)
+    with pytest.raises(SarzooError, match=r"expected \(\.\.\., 2, H, W\)"):
+        sarzoo.load(run_dir / "best.pt").reconstruct(raw[0])
+    # a checkpoint whose clip range does not fit the model's channels is refused, naming the key
+    ck = torch.load(run_dir / "best.pt", weights_only=True)
+    ck["preprocessing"]["vmin"], ck["preprocessing"]["vmax"] = -20.0, 0.0
+    ck["preprocessing"].pop("bands")
+    torch.save(ck, tmp_path / "bad.pt")
+    with pytest.raises(SarzooError, match=r"bad.pt: key 'preprocessing.vmin'.*1 channel\(s\), the model takes 2"):
+        checkpoint.read(tmp_path / "bad.pt")
+
+
 def test_per_scene_model_refits_every_scene(tmp_path, data_dir):
     """Uncalibrated data: a per_scene model reads a 40 dB brighter scene in that scene's own range, says
     which range in the JSON and in the saved GeoTIFF, and inverts it exactly on output."""
@@ -137,6 +160,12 @@ def test_per_scene_model_refits_every_scene(tmp_path, data_dir):
     out_db = 10 * np.log10(rec)
     for c in range(2):  # the output lies in the scene's own range: its scale was inverted, not the training one's
         assert rng["vmin"][c] - 1e-3 <= out_db[c].min() and out_db[c].max() <= rng["vmax"][c] + 1e-3
+    # the notebook API refits the same way, and gives the same reconstruction as eval wrote
+    import sarzoo
+
+    loaded = sarzoo.load(run / "best.pt", runtime={"amp": "off"})
+    assert loaded.scene_preprocessing(bright.astype(np.float32)).vmin == pytest.approx(rng["vmin"], abs=1e-6)
+    np.testing.assert_allclose(loaded.reconstruct(bright.astype(np.float32)), rec, rtol=1e-4)
 
 
 def test_synthetic_dualpol_needs_the_generator(tmp_path):
