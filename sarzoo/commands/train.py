@@ -201,7 +201,9 @@ class Console(Observer):
         line = (f"epoch {r.epoch:>3}/{r.epochs}  train loss {_fmt(train.get('loss'), '.4f')} "
                 f"psnr {_fmt(train.get('psnr'), '.2f')}")
         if val:
-            line += (f" | val loss {_fmt(val.get('loss'), '.4f')} psnr {_fmt(val.get('psnr'), '.2f')} "
+            bands = [k.split("/", 1)[1] for k in val if k.startswith("psnr/")]  # several channels: per band too
+            per = " (" + ", ".join(f"{b} {_fmt(val[f'psnr/{b}'], '.2f')}" for b in bands) + ")" if bands else ""
+            line += (f" | val loss {_fmt(val.get('loss'), '.4f')} psnr {_fmt(val.get('psnr'), '.2f')}{per} "
                      f"ssim {_fmt(val.get('ssim'))}")
             if ref.get("psnr") is not None:
                 line += f" (ref {_fmt(ref.get('psnr'), '.2f')})"
