@@ -336,9 +336,30 @@ def _short(v: Any) -> str:
 #: the running sums of the current epoch (``sarzoo.train.state``'s ``METRIC_KEYS`` + n, time)
 ACCUM_KEYS = ("loss", "mse", "ssim", "psnr", "n", "time")
 _COUNT = Int(0)
-PREPROCESSING = Map({"domain": Str(), "vmin": Num(finite=True), "vmax": Num(finite=True),
+class Either(Spec):
+    """One of ``specs`` (the first that accepts the value)."""
+
+    def __init__(self, *specs: Spec):
+        self.specs, self.what = specs, " or ".join(sp.what for sp in specs)
+
+    def check(self, v, key):
+        for sp in self.specs:
+            try:
+                sp.check(v, key)
+                return
+            except _Invalid:
+                continue
+        raise _Invalid(key, f"must be {self.what}, got {_short(v)}")
+
+
+#: a clip bound: one number (single-channel checkpoints, all of them before multi-channel models),
+#: or one per channel; ``mode``/``low``/``high`` are stored for ``per_scene`` models, ``bands`` when named
+_BOUND = Either(Num(finite=True), Seq(Num(finite=True)))
+PREPROCESSING = Map({"domain": Str(), "vmin": _BOUND, "vmax": _BOUND,
                      "eps": Num(finite=True, lo=0.0), "fill": Num(finite=True, lo=0.0, hi=1.0),
-                     "nodata": Opt(Num(nan=True))}, required=("domain", "vmin", "vmax"))
+                     "nodata": Opt(Num(nan=True)), "mode": Str(("global", "per_scene")),
+                     "low": Num(finite=True, lo=0.0, hi=100.0), "high": Num(finite=True, lo=0.0, hi=100.0),
+                     "bands": Opt(Seq(Str()))}, required=("domain", "vmin", "vmax"))
 PROVENANCE = Map({"sarzoo": Str(),
                   "components": Seq(Map({"kind": Str(), "name": Str(), "distribution": Str(), "version": Str()}))},
                  required=())
@@ -420,9 +441,9 @@ def _validate(ck: dict[str, Any], path: Path, purpose: str) -> None:
             raise _Invalid(key, "is missing")
     if ck["kind"] == "training" and ck["preprocessing"] is None:
         raise _Invalid("preprocessing", "must be a mapping in a training checkpoint (its fitted clip range), got null")
-    if ck.get("preprocessing") is not None:
-        _check_preprocessing(ck["preprocessing"])
     plan = _check_recipe(ck, path)
+    if ck.get("preprocessing") is not None:
+        _check_preprocessing(ck["preprocessing"], plan.input_shape[0])
     meta = _meta_model(plan, path)
     _check_weights(ck["model"], meta)
     if purpose == "resume":
@@ -442,13 +463,17 @@ def _validate(ck: dict[str, Any], path: Path, purpose: str) -> None:
     ck["_plan"] = plan
 
 
-def _check_preprocessing(d: dict[str, Any]) -> None:
+def _check_preprocessing(d: dict[str, Any], channels: int) -> None:
+    """The stored preprocessing builds, with a clip range per input channel of the model."""
     from sarzoo.data.preprocess import Preprocessing
 
     try:
-        Preprocessing.from_dict(d)
+        prep = Preprocessing.from_dict(d)
     except SarzooError as exc:
         raise _Invalid("preprocessing", str(exc)) from None
+    if prep.channels != channels:
+        raise _Invalid("preprocessing.vmin", f"holds a clip range for {prep.channels} channel(s), the model takes "
+                                             f"{channels} (recipe input.channels)")
 
 
 def _check_recipe(ck: dict[str, Any], path: Path):
@@ -746,8 +771,8 @@ def preprocessing_of(ckpt: dict[str, Any]):
     if ckpt.get("preprocessing") is not None:
         return Preprocessing.from_dict(ckpt["preprocessing"])
     from sarzoo.config import defaults
+    from sarzoo.data.dataset import base_preprocessing
 
     data = {**defaults("data"), **(ckpt["recipe"].get("data") or {})}
-    clip = {**defaults("data")["clip"], **(data.get("clip") or {})}
-    return Preprocessing(domain=data["domain"], vmin=float(clip["vmin"]), vmax=float(clip["vmax"]),
-                         nodata=data["nodata"])
+    data["clip"] = {**defaults("data")["clip"], **(data.get("clip") or {})}
+    return base_preprocessing(data, int((ckpt["recipe"].get("input") or {}).get("channels") or 1))

@@ -25,9 +25,10 @@ SEP = 2  # separator width in pixels (drawn at 1.0 = white)
 
 def triple_grid(x: torch.Tensor, x_hat: torch.Tensor, extra: list[torch.Tensor] | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-    """One row per image: ``x | x_hat | DIFF_GAIN·|x − x_hat| [| extra...]``; (1, H', W') in [0, 1].
+    """One row per image and band: ``x | x_hat | DIFF_GAIN·|x − x_hat| [| extra...]``; (1, H', W') in [0, 1].
 
-    ``x``/``x_hat``: (N, 1, H, W). No-data pixels (mask False) are drawn black in every panel.
+    ``x``/``x_hat``: (N, C, H, W); a multi-band image gets a row per band, in band order. No-data
+    pixels (mask False) are drawn black in every panel.
     """
     x = x.detach().float().cpu().clamp(0, 1)
     y = x_hat.detach().float().cpu().clamp(0, 1)
@@ -37,15 +38,16 @@ def triple_grid(x: torch.Tensor, x_hat: torch.Tensor, extra: list[torch.Tensor] 
     if mask is not None:
         m = mask.detach().cpu().to(torch.float32)
         panels = [p * m for p in panels]
-    n, _, h, w = x.shape
+    n, ch, h, w = x.shape
     k = len(panels)
-    H = n * h + (n - 1) * SEP
+    rows = n * ch
+    H = rows * h + (rows - 1) * SEP
     W = k * w + (k - 1) * SEP
     out = torch.ones(1, H, W)
-    for i in range(n):
+    for i in range(rows):
         for j, p in enumerate(panels):
             r, c = i * (h + SEP), j * (w + SEP)
-            out[0, r:r + h, c:c + w] = p[i, 0]
+            out[0, r:r + h, c:c + w] = p[i // ch, i % ch]
     return out
 
 

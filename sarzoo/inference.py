@@ -25,24 +25,39 @@ class Loaded(NamedTuple):
     preprocessing: Any
 
     def reconstruct(self, raw: Any, overlap: int = 0, batch_size: int = 16) -> Any:
-        """Raw scene values (data's domain) → the model's reconstruction in the same domain.
+        """Raw scene values (data's domain), ``(H, W)`` or ``(C, H, W)`` → the model's reconstruction in
+        the same domain and shape.
 
-        No-data pixels (NaN, 0 in the linear domains, the declared nodata) come back as NaN. When
-        most valid pixels fall outside the checkpoint's clip range, a ``ClipRangeWarning`` says so.
+        No-data pixels (NaN, 0 in the linear domains, the declared nodata; with several bands, a pixel
+        missing in any band) come back as NaN. When most valid pixels fall outside the checkpoint's
+        clip range, a ``ClipRangeWarning`` says so. A ``per_scene`` checkpoint refits the clip range on
+        ``raw`` itself (``scene_preprocessing``) and inverts that range on the output.
         """
         import warnings
 
         from sarzoo.data.preprocess import ClipRangeWarning, clip_counts, clip_warning
 
-        x, mask = self.preprocessing.forward(raw)
-        msg = clip_warning("the input", *clip_counts(x, mask), self.preprocessing)
+        prep = self.scene_preprocessing(raw)
+        x, mask = prep.forward(raw)
+        msg = clip_warning("the input", *clip_counts(x, mask), prep)
         if msg is not None:
             warnings.warn(msg, ClipRangeWarning, stacklevel=2)
         y = reconstruct(self.model, x, overlap=overlap, batch_size=batch_size)
-        out = self.preprocessing.inverse(y)
+        out = prep.inverse(y)
         if isinstance(out, torch.Tensor):
             return torch.where(torch.as_tensor(mask), out, torch.full_like(out, float("nan")))
         return np.where(np.asarray(mask), out, np.nan).astype(np.float32)
+
+    def scene_preprocessing(self, raw: Any) -> Any:
+        """The preprocessing that reads ``raw``: the checkpoint's, or for a ``per_scene`` checkpoint the
+        checkpoint's with the clip range of ``raw``'s own valid pixels (its low/high percentiles)."""
+        if not self.preprocessing.per_scene:
+            return self.preprocessing
+        a = raw.detach().cpu().numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
+        try:
+            return self.preprocessing.refit([a])
+        except SarzooError as exc:
+            raise SarzooError(f"cannot fit the input's own clip range (per_scene checkpoint): {exc}") from None
 
 
 def load(checkpoint: str | os.PathLike, device: str = "cpu", runtime: dict[str, Any] | None = None) -> Loaded:
@@ -114,24 +129,39 @@ def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
     return np.pad(x, ((0, ph), (0, pw)), mode=mode)
 
 
+def _model_channels(model: Any) -> int:
+    shape = getattr(model, "input_shape", None)
+    if shape is not None and len(shape) == 3:
+        return int(shape[0])
+    return int(((getattr(model, "recipe", None) or {}).get("input") or {}).get("channels") or 1)
+
+
 @torch.no_grad()
 def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, tile: int | None = None) -> Any:
-    """Reconstruct an image of any size (H, W) in [0, 1] by tiling it with the model's patches.
+    """Reconstruct an image of any size in [0, 1] by tiling it with the model's patches: ``(H, W)`` for
+    a single-channel model, ``(C, H, W)`` (C = the model's input channels, any C).
 
     Tiles start every ``tile − overlap`` pixels plus one flush with the bottom/right edge, so the
     whole image is covered without padding a large scene (a scene smaller than a tile is padded by
     reflection and cropped back). Overlapping tiles are blended with ramp weights
-    (``blend_weights``). Returns the same type as ``x01`` (numpy float32 or a CPU tensor).
+    (``blend_weights``). Returns the same type and shape as ``x01`` (numpy float32 or a CPU tensor).
     Memory: the image, the output and one batch of tiles.
     """
     from sarzoo.data.patches import patch_grid
 
     is_tensor = isinstance(x01, torch.Tensor)
     x = (x01.detach().cpu().numpy() if is_tensor else np.asarray(x01)).astype(np.float32, copy=False)
-    x = np.squeeze(x)
-    if x.ndim != 2:
-        raise SarzooError(f"reconstruct expects one single-channel image (H, W), got shape {tuple(np.shape(x01))}")
-    h, w = x.shape
+    shape_in = x.shape
+    channels = _model_channels(model)
+    while x.ndim > 3 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or x.shape[0] != channels:
+        want = "(H, W) or (1, H, W)" if channels == 1 else f"({channels}, H, W)"
+        raise SarzooError(f"reconstruct expects one image {want} for this {channels}-channel model, got shape "
+                          f"{tuple(shape_in)}")
+    h, w = x.shape[1:]
     tile = tile or tile_size(model)
     overlap = int(overlap)
     if not 0 <= overlap < tile:
@@ -139,25 +169,25 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     batch_size = int(batch_size)
     if batch_size < 1:
         raise SarzooError(f"batch_size must be at least 1, got {batch_size}")
-    xp = np.ascontiguousarray(_pad_to(x, tile))
-    H, W = xp.shape
+    xp = np.ascontiguousarray(np.stack([_pad_to(band, tile) for band in x]))
+    H, W = xp.shape[1:]
     stride = tile - overlap
     pos = patch_grid(H, W, tile, stride)
     wt = np.outer(blend_weights(tile, overlap), blend_weights(tile, overlap))
-    out = np.zeros((H, W), dtype=np.float64)
+    out = np.zeros((channels, H, W), dtype=np.float64)
     wsum = np.zeros((H, W), dtype=np.float64)
     was_training = model.training
     model.eval()
     try:
         for b in range(0, len(pos), batch_size):
             chunk = pos[b:b + batch_size]
-            batch = np.stack([xp[r:r + tile, c:c + tile] for r, c in chunk])[:, None]
+            batch = np.stack([xp[:, r:r + tile, c:c + tile] for r, c in chunk])
             y = fastpath.forward(model, torch.from_numpy(batch))
-            y = (y[0] if isinstance(y, tuple) else y).float().clamp(0.0, 1.0).cpu().numpy()[:, 0]
+            y = (y[0] if isinstance(y, tuple) else y).float().clamp(0.0, 1.0).cpu().numpy()
             for (r, c), t in zip(chunk, y):
-                out[r:r + tile, c:c + tile] += t * wt
+                out[:, r:r + tile, c:c + tile] += t * wt
                 wsum[r:r + tile, c:c + tile] += wt
     finally:
         model.train(was_training)
-    res = (out / wsum)[:h, :w].astype(np.float32)
+    res = (out / wsum)[:, :h, :w].astype(np.float32).reshape(shape_in)
     return torch.from_numpy(res) if is_tensor else res

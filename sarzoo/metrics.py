@@ -5,6 +5,10 @@ All functions take images in the model domain, [0, 1] (numpy arrays or torch ten
 marks no-data pixels that must not count. Batch results are means over images; per-image
 values that are undefined (NaN) are skipped in that mean.
 
+Multi-channel images (dual-pol VV+VH): ``compute_metrics``/``batch_metrics`` measure every channel
+on its own (its own clip range for ENL) and report the mean over channels, with the per-channel
+figures under ``"channels"`` by band name; one channel gives exactly the single-channel figures.
+
 The exact definitions, including how ENL blocks are chosen and in which domain ENL is
 computed, are documented in ``docs/metrics.md``; keep the two in step.
 """
@@ -17,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["psnr", "ssim", "enl", "enl_ratio", "enl_blocks", "epi", "classical_reference",
-           "reference_size", "compute_metrics", "batch_metrics", "ENL_BLOCK", "ENL_FRACTION"]
+           "reference_size", "compute_metrics", "batch_metrics", "flatten_channels", "band_names",
+           "ENL_BLOCK", "ENL_FRACTION"]
 
 #: ENL is measured on non-overlapping blocks of this side (SPEC §3).
 ENL_BLOCK = 25
@@ -187,14 +192,25 @@ def enl_blocks(intensity: Any, mask: Any = None, block: int = ENL_BLOCK,
     return [(r * block, c * block) for _, r, c in cands[:k]]
 
 
-def _to_intensity(x01: torch.Tensor, preprocessing: Any) -> torch.Tensor:
-    if preprocessing is None:
-        return x01
+def _as_prep(preprocessing: Any) -> Any:
     if isinstance(preprocessing, dict):
         from sarzoo.data.preprocess import Preprocessing
 
-        preprocessing = Preprocessing.from_dict(preprocessing)
-    return preprocessing.inverse(x01, domain="intensity")
+        return Preprocessing.from_dict(preprocessing)
+    return preprocessing
+
+
+def _image_prep(preprocessing: Any, n: int) -> Any:
+    """Image ``n``'s preprocessing: one for the batch, or one per image (scenes with their own range)."""
+    if isinstance(preprocessing, (list, tuple)):
+        return _as_prep(preprocessing[n])
+    return _as_prep(preprocessing)
+
+
+def _to_intensity(x01: torch.Tensor, preprocessing: Any) -> torch.Tensor:
+    if preprocessing is None:
+        return x01
+    return _as_prep(preprocessing).inverse(x01, domain="intensity")
 
 
 def enl_ratio(input_db01: Any, recon_db01: Any, preprocessing: Any = None, mask: Any = None,
@@ -202,7 +218,8 @@ def enl_ratio(input_db01: Any, recon_db01: Any, preprocessing: Any = None, mask:
     """Mean over the input's homogeneous blocks of ``ENL(recon_block) / ENL(input_block)``.
 
     Both images are first mapped back to linear intensity with ``preprocessing.inverse``
-    (a ``Preprocessing`` or its ``to_dict()``; None means they already are linear intensity).
+    (a ``Preprocessing`` or its ``to_dict()``, or a list of one per image; None means they
+    already are linear intensity).
     Blocks are chosen on the input only (``enl_blocks``), so both ENLs use the same pixels.
     Per-image values are averaged over a batch; NaN when no block qualifies (image smaller
     than a block, or no fully valid block). > 1 means the reconstruction is smoother.
@@ -210,7 +227,14 @@ def enl_ratio(input_db01: Any, recon_db01: Any, preprocessing: Any = None, mask:
     xt, yt = _t(input_db01), _t(recon_db01)
     _check_pair(xt, yt)
     m = _mask(mask, xt)
-    xi, yi = _to_intensity(xt, preprocessing), _to_intensity(yt.to(xt.device), preprocessing)
+    yt = yt.to(xt.device)
+    if isinstance(preprocessing, (list, tuple)):
+        if len(preprocessing) != xt.shape[0]:
+            raise ValueError(f"{len(preprocessing)} preprocessings for {xt.shape[0]} images")
+        xi = torch.stack([_to_intensity(xt[n], _image_prep(preprocessing, n)) for n in range(xt.shape[0])])
+        yi = torch.stack([_to_intensity(yt[n], _image_prep(preprocessing, n)) for n in range(xt.shape[0])])
+    else:
+        xi, yi = _to_intensity(xt, preprocessing), _to_intensity(yt, preprocessing)
     out = []
     for n in range(xt.shape[0]):
         for ch in range(xt.shape[1]):
@@ -293,42 +317,112 @@ def classical_reference(x: Any, latent_numel: int) -> Any:
 
 # --- all together --------------------------------------------------------------------------
 
-def compute_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = None) -> dict[str, float]:
+def _channels_of(x: Any) -> int:
+    shape = tuple(x.shape)
+    return 1 if len(shape) < 3 else int(shape[-3])
+
+
+def _channel(a: Any, c: int) -> Any:
+    """Channel ``c`` of an image or batch (kept 4-D: (N, 1, H, W)); a one-channel mask serves all."""
+    if a is None:
+        return None
+    t = torch.as_tensor(a)
+    while t.dim() < 4:
+        t = t.unsqueeze(0)
+    return t if t.shape[1] == 1 else t[:, c:c + 1]
+
+
+def _channel_prep(preprocessing: Any, c: int) -> Any:
+    if preprocessing is None:
+        return None
+    if isinstance(preprocessing, (list, tuple)):
+        return [_as_prep(p).channel(c) for p in preprocessing]
+    return _as_prep(preprocessing).channel(c)
+
+
+def band_names(channels: int, preprocessing: Any = None, bands: Any = None) -> list[str]:
+    """Names of the channels in reports: ``bands``, else the preprocessing's, else ``band1``, ``band2``…"""
+    if bands is not None:
+        names = [str(b) for b in bands]
+    else:
+        p = preprocessing[0] if isinstance(preprocessing, (list, tuple)) and preprocessing else preprocessing
+        p = _as_prep(p)
+        names = p.band_names() if p is not None and getattr(p, "channels", 1) == channels else \
+            [f"band{i + 1}" for i in range(channels)]
+    if len(names) != channels:
+        raise ValueError(f"{len(names)} band names {names} for {channels} channels")
+    return names
+
+
+def _per_channel(fn: Any, x: Any, y: Any, mask: Any, preprocessing: Any, clean: Any,
+                 bands: Any) -> dict[str, Any]:
+    """``fn`` (one channel's figures) on every channel; the mean over channels of each figure (NaN left
+    out), and the per-channel figures under ``"channels"``. One channel: ``fn`` itself, unchanged."""
+    c = _channels_of(x)
+    if c == 1:
+        return fn(x, y, mask, preprocessing, clean)
+    per = {name: fn(_channel(x, i), _channel(y, i), _channel(mask, i), _channel_prep(preprocessing, i),
+                    _channel(clean, i))
+           for i, name in enumerate(band_names(c, preprocessing, bands))}
+    first = next(iter(per.values()))
+    out: dict[str, Any] = {k: _nanmean([d[k] for d in per.values()]) for k in first}
+    out["channels"] = per
+    return out
+
+
+def _single(x: Any, y: Any, mask: Any, preprocessing: Any, clean: Any) -> dict[str, float]:
+    out = {
+        "psnr": psnr(x, y, mask),
+        "ssim": ssim(x, y, mask),
+        "enl_ratio": enl_ratio(x, y, preprocessing, mask),
+        "epi": epi(x, y, mask),
+    }
+    if clean is not None:
+        out["psnr_clean"] = psnr(clean, y, mask)
+        out["ssim_clean"] = ssim(clean, y, mask)
+        out["epi_clean"] = epi(clean, y, mask)
+    return out
+
+
+def _detached(a: Any) -> Any:
+    if isinstance(a, tuple):  # a model's (x_hat, z)
+        a = a[0]
+    return a.detach() if isinstance(a, torch.Tensor) else a
+
+
+def compute_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = None,
+                    bands: Any = None) -> dict[str, Any]:
     """``{"psnr", "ssim", "enl_ratio", "epi"}`` of a reconstruction ``x_hat`` of ``x`` (both [0, 1]).
 
-    ``preprocessing`` (object or dict) lets ENL be measured in linear intensity as SPEC §3
-    requires; without it ENL is computed on the [0, 1] values themselves (not comparable with
-    the seeds' figures: docs/metrics.md). EPI is computed on the [0, 1] values.
+    ``preprocessing`` (object or dict, or a list of one per image) lets ENL be measured in linear
+    intensity as SPEC §3 requires; without it ENL is computed on the [0, 1] values themselves (not
+    comparable with the seeds' figures: docs/metrics.md). EPI is computed on the [0, 1] values.
+    With C > 1 channels every figure is the mean over channels, and ``"channels"`` maps each band
+    name (``bands``, else the preprocessing's, else ``band1``…) to that channel's figures.
     """
-    if isinstance(x_hat, tuple):  # a model's (x_hat, z)
-        x_hat = x_hat[0]
     with torch.no_grad():
-        xd = x.detach() if isinstance(x, torch.Tensor) else x
-        yd = x_hat.detach() if isinstance(x_hat, torch.Tensor) else x_hat
-        return {
-            "psnr": psnr(xd, yd, mask),
-            "ssim": ssim(xd, yd, mask),
-            "enl_ratio": enl_ratio(xd, yd, preprocessing, mask),
-            "epi": epi(xd, yd, mask),
-        }
+        return _per_channel(lambda a, b, m, p, _c: _single(a, b, m, p, None), _detached(x), _detached(x_hat),
+                            mask, preprocessing, None, bands)
 
 
 def batch_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = None,
-                  clean: Any = None) -> dict[str, float]:
+                  clean: Any = None, bands: Any = None) -> dict[str, Any]:
     """The figures of one batch that training validation and ``sarzoo eval`` both report.
 
     ``compute_metrics`` against the input, plus ``psnr_clean``/``ssim_clean``/``epi_clean``
     against the noise-free reflectivity when ``clean`` is given (synthetic data). One function
     for both, so the number a run logs for its validation split is the one ``sarzoo eval``
-    reproduces.
+    reproduces. Several channels: as ``compute_metrics`` (means, and ``"channels"`` by band).
     """
-    out = compute_metrics(x, x_hat, mask, preprocessing)
-    if clean is not None:
-        if isinstance(x_hat, tuple):
-            x_hat = x_hat[0]
-        with torch.no_grad():
-            yd = x_hat.detach() if isinstance(x_hat, torch.Tensor) else x_hat
-            out["psnr_clean"] = psnr(clean, yd, mask)
-            out["ssim_clean"] = ssim(clean, yd, mask)
-            out["epi_clean"] = epi(clean, yd, mask)
+    with torch.no_grad():
+        return _per_channel(_single, _detached(x), _detached(x_hat), mask, preprocessing,
+                            None if clean is None else _detached(clean), bands)
+
+
+def flatten_channels(figures: dict[str, Any]) -> dict[str, Any]:
+    """``{"psnr": …, "channels": {"VV": {"psnr": …}}}`` → ``{"psnr": …, "psnr/VV": …}``: flat scalars for
+    logs and TensorBoard (whose tags then group each figure's bands)."""
+    out = {k: v for k, v in figures.items() if k != "channels"}
+    for band, d in (figures.get("channels") or {}).items():
+        out.update({f"{k}/{band}": v for k, v in d.items()})
     return out

@@ -104,7 +104,8 @@ def test_small_scene_patch_is_padded_as_nodata():
     scene = MemoryScene("tiny", np.ones((10, 12), np.float32), clean=np.ones((10, 12)))
     (p,) = region_patches(Region.whole(scene), 16, 16)
     raw, clean = read_patch(p)
-    assert raw.shape == clean.shape == (16, 16)
+    assert raw.shape == clean.shape == (1, 16, 16)
+    raw = raw[0]
     assert np.isfinite(raw[:10, :12]).all() and np.isnan(raw[10:]).all() and np.isnan(raw[:, 12:]).all()
     assert isinstance(p, PatchRef)
 

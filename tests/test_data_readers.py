@@ -54,8 +54,8 @@ def test_geotiff_tiled_windowed_nodata(geotiff):
     expected = np.where(data == -9999.0, np.nan, data)
     for r, c, h, w in [(0, 0, 100, 90), (5, 3, 20, 17), (37, 41, 33, 49), (99, 89, 1, 1), (44, 55, 16, 16)]:
         got = scene.read(r, c, h, w)
-        assert got.dtype == np.float32 and got.shape == (h, w)
-        np.testing.assert_array_equal(got, expected[r:r + h, c:c + w])
+        assert got.dtype == np.float32 and got.shape == (1, h, w)  # (C, h, w), one band
+        np.testing.assert_array_equal(got[0], expected[r:r + h, c:c + w])
     assert np.isnan(scene.read(50, 60, 1, 1)).all()
     with pytest.raises(ValueError):
         scene.read(90, 0, 20, 10)
@@ -85,10 +85,10 @@ def test_geotiff_nodata_override_and_uint16(tmp_path):
     data[3, 3] = 7
     path = write_raster(tmp_path / "u16.tif", data, nodata=0)
     (scene,) = open_file(path)
-    got = scene.read(0, 0, 20, 20)
+    got = scene.read(0, 0, 20, 20)[0]
     assert np.isnan(got[0, :5]).all() and not np.isnan(got[1:]).any()
     (scene,) = open_file(path, nodata=7)  # the override replaces the file's value
-    got = scene.read(0, 0, 20, 20)
+    got = scene.read(0, 0, 20, 20)[0]
     assert np.isnan(got[3, 3]) and got[0, 0] == 0.0
 
 
@@ -99,7 +99,7 @@ def test_raster_scene_pickles(geotiff):
     blob = pickle.dumps(scene)
     assert len(blob) < 2000  # no handle or pixel data travels with it
     clone = pickle.loads(blob)
-    np.testing.assert_array_equal(clone.read(10, 10, 5, 5), data[10:15, 10:15])
+    np.testing.assert_array_equal(clone.read(10, 10, 5, 5)[0], data[10:15, 10:15])
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -109,8 +109,8 @@ def test_png(tmp_path, dtype):
     path = write_raster(tmp_path / f"img_{dtype.__name__}.png", data, driver="PNG")
     (scene,) = open_sources(str(path))
     assert scene.shape == (24, 40)
-    np.testing.assert_array_equal(scene.read(0, 0, 24, 40), data.astype(np.float32))
-    np.testing.assert_array_equal(scene.read(3, 5, 10, 11), data[3:13, 5:16].astype(np.float32))
+    np.testing.assert_array_equal(scene.read(0, 0, 24, 40)[0], data.astype(np.float32))
+    np.testing.assert_array_equal(scene.read(3, 5, 10, 11)[0], data[3:13, 5:16].astype(np.float32))
 
 
 def test_plain_16bit_tiff(tmp_path):
@@ -118,7 +118,7 @@ def test_plain_16bit_tiff(tmp_path):
     path = write_raster(tmp_path / "plain.tiff", data)
     (scene,) = open_sources(path)
     assert scene.nodata is None
-    np.testing.assert_array_equal(scene.read(4, 2, 20, 19), data[4:24, 2:21].astype(np.float32))
+    np.testing.assert_array_equal(scene.read(4, 2, 20, 19)[0], data[4:24, 2:21].astype(np.float32))
 
 
 def test_npy_stack_and_scene(tmp_path):
@@ -127,14 +127,14 @@ def test_npy_stack_and_scene(tmp_path):
     scenes = open_file(tmp_path / "patches.npy")
     assert len(scenes) == 5 and all(isinstance(s, ArrayScene) for s in scenes)
     assert len({s.group for s in scenes}) == 1 and len({s.id for s in scenes}) == 5
-    np.testing.assert_array_equal(scenes[3].read(2, 4, 8, 8), stack[3, 2:10, 4:12])
+    np.testing.assert_array_equal(scenes[3].read(2, 4, 8, 8)[0], stack[3, 2:10, 4:12])
 
     scene2d = np.random.default_rng(4).random((30, 20))
     scene2d[0, 0] = np.nan
     np.save(tmp_path / "scene.npy", scene2d)
     (s,) = open_file(tmp_path / "scene.npy", nodata=None)
     assert s.shape == (30, 20)
-    got = s.read(0, 0, 30, 20)
+    got = s.read(0, 0, 30, 20)[0]
     assert got.dtype == np.float32 and np.isnan(got[0, 0])
     np.testing.assert_allclose(got[1:], scene2d[1:].astype(np.float32))
     assert isinstance(s._array(), np.memmap)  # windows come from a memory map, not a full load
@@ -146,15 +146,15 @@ def test_npz_members(tmp_path):
     np.savez_compressed(tmp_path / "data.npz", a=a, b=b)
     scenes = open_file(tmp_path / "data.npz")
     assert [s.id.split(":")[-1] for s in scenes] == ["a[0]", "a[1]", "a[2]", "b"]
-    np.testing.assert_array_equal(scenes[1].read(0, 0, 8, 8), a[1])
-    np.testing.assert_array_equal(scenes[3].read(2, 3, 4, 5), b[2:6, 3:8])
+    np.testing.assert_array_equal(scenes[1].read(0, 0, 8, 8)[0], a[1])
+    np.testing.assert_array_equal(scenes[3].read(2, 3, 4, 5)[0], b[2:6, 3:8])
 
 
 def test_complex_npy_is_intensity(tmp_path):
     z = (np.arange(6).reshape(2, 3) + 1j).astype(np.complex64)
     np.save(tmp_path / "slc.npy", z)
     (s,) = open_file(tmp_path / "slc.npy")
-    np.testing.assert_allclose(s.read(0, 0, 2, 3), np.abs(z) ** 2)
+    np.testing.assert_allclose(s.read(0, 0, 2, 3)[0], np.abs(z) ** 2)
 
 
 def test_expand_directory_and_glob(tmp_path):
@@ -234,7 +234,7 @@ def test_open_files_are_bounded(tmp_path, monkeypatch):
     scenes = open_sources(str(tmp_path))
     assert len(readers._HANDLES.items) == 3
     for k, s in enumerate(scenes):  # evicted files are reopened transparently
-        np.testing.assert_array_equal(s.read(2, 2, 3, 3), data[2:5, 2:5] + k)
+        np.testing.assert_array_equal(s.read(2, 2, 3, 3)[0], data[2:5, 2:5] + k)
     assert len(readers._HANDLES.items) == 3
 
 
@@ -305,8 +305,8 @@ def test_npz_members_are_checked_without_decompressing(tmp_path):
     scenes = open_file(p)
     assert [s.id for s in scenes] == [f"{p}:a", f"{p}:b[0]", f"{p}:b[1]"]
     assert not readers._NPZ_ARRAYS.items  # validation read headers only
-    np.testing.assert_array_equal(scenes[0].read(1, 2, 3, 4), np.full((3, 4), 2.0, np.float32))
-    np.testing.assert_array_equal(scenes[2].read(0, 0, 8, 8), np.ones((8, 8), np.float32))
+    np.testing.assert_array_equal(scenes[0].read(1, 2, 3, 4)[0], np.full((3, 4), 2.0, np.float32))
+    np.testing.assert_array_equal(scenes[2].read(0, 0, 8, 8)[0], np.ones((8, 8), np.float32))
     with zipfile.ZipFile(tmp_path / "extra.npz", "w") as zf:
         zf.writestr("notes.txt", "hello")
     with pytest.raises(SarzooError, match="'notes.txt' is not a .npy array"):
@@ -321,7 +321,8 @@ def test_more_bands_than_channels_is_named(tmp_path):
     with pytest.raises(SarzooError, match="has 2 bands, more than the recipe's input.channels = 1") as e:
         open_sources([p], channels=1)
     assert str(p) in str(e.value)
-    assert open_sources([p], channels=2)[0].shape == (8, 8)  # band 1, as before
+    (two,) = open_sources([p], channels=2)  # a 2-channel recipe reads both bands as one scene
+    assert two.shape == (8, 8) and two.channels == 2 and two.read(0, 0, 8, 8).shape == (2, 8, 8)
     from sarzoo.data import build_datasets
 
     with pytest.raises(SarzooError, match="2 bands"):

@@ -228,3 +228,61 @@ def test_compute_metrics_keys():
     same = M.compute_metrics(x, x)
     assert same["ssim"] == pytest.approx(1.0, abs=1e-6) and same["epi"] == pytest.approx(1.0)
     assert same["enl_ratio"] == pytest.approx(1.0) and same["psnr"] == math.inf
+
+
+# --- several channels (dual-pol) -------------------------------------------------------------
+
+def _dual(seed=0, n=2, size=64):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 2, size, size, generator=g)
+    y = (x + 0.05 * torch.randn(n, 2, size, size, generator=g) * torch.tensor([1.0, 3.0]).view(1, 2, 1, 1)).clamp(0, 1)
+    return x, y
+
+
+def test_channels_measured_alone_and_averaged():
+    x, y = _dual()
+    mask = torch.ones(2, 2, 64, 64, dtype=torch.bool)
+    mask[:, :, :5] = False
+    prep = Preprocessing(vmin=[-20.0, -30.0], vmax=[0.0, -8.0], bands=["VV", "VH"])
+    out = M.compute_metrics(x, y, mask, prep)
+    assert set(out) == {"psnr", "ssim", "enl_ratio", "epi", "channels"} and set(out["channels"]) == {"VV", "VH"}
+    for c, band in enumerate(("VV", "VH")):
+        alone = M.compute_metrics(x[:, c:c + 1], y[:, c:c + 1], mask[:, c:c + 1], prep.channel(c))
+        assert out["channels"][band] == pytest.approx(alone)
+    for k in ("psnr", "ssim", "enl_ratio", "epi"):
+        assert out[k] == pytest.approx((out["channels"]["VV"][k] + out["channels"]["VH"][k]) / 2)
+    assert out["channels"]["VV"]["psnr"] > out["channels"]["VH"]["psnr"] + 5  # VH got 3× the noise
+    # ENL in each channel's own intensity: VH's clip range differs from VV's, so the ratio does too
+    assert out["channels"]["VH"]["enl_ratio"] != pytest.approx(
+        M.enl_ratio(x[:, 1:], y[:, 1:], prep.channel(0), mask[:, 1:]))
+    named = M.compute_metrics(x, y, bands=["HH", "HV"])
+    assert set(named["channels"]) == {"HH", "HV"}
+    assert set(M.compute_metrics(x, y)["channels"]) == {"band1", "band2"}
+    assert M.flatten_channels(out)["psnr/VH"] == out["channels"]["VH"]["psnr"]
+
+
+def test_single_channel_figures_unchanged_by_the_channel_split():
+    x, y = _pair(3)
+    prep = Preprocessing()
+    out = M.batch_metrics(x, y, None, prep, clean=x)
+    assert set(out) == {"psnr", "ssim", "enl_ratio", "epi", "psnr_clean", "ssim_clean", "epi_clean"}
+    assert out["psnr"] == M.psnr(x, y) and out["ssim"] == M.ssim(x, y) and out["epi"] == M.epi(x, y)
+    assert out["enl_ratio"] == M.enl_ratio(x, y, prep)
+
+
+def test_preprocessing_per_image_for_enl():
+    """Scenes with their own clip range (per_scene): each image's ENL is measured in its own intensity."""
+    x, y = _pair(5, 75)
+    x2, y2 = _pair(6, 75)
+    p1, p2 = Preprocessing(vmin=-25.0, vmax=0.0), Preprocessing(vmin=-10.0, vmax=30.0)
+    both = M.enl_ratio(torch.cat([x, x2]), torch.cat([y, y2]), [p1, p2])
+    assert both == pytest.approx((M.enl_ratio(x, y, p1) + M.enl_ratio(x2, y2, p2)) / 2)
+    assert both != pytest.approx(M.enl_ratio(torch.cat([x, x2]), torch.cat([y, y2]), p1))
+
+
+def test_classical_reference_of_two_channels_keeps_the_count_of_numbers():
+    x = torch.rand(1, 2, 256, 256)
+    ref = M.classical_reference(x, 16 * 16 * 16)
+    assert ref.shape == x.shape
+    h, w = M.reference_size((2, 256, 256), 4096)
+    assert (h, w) == (45, 45) and abs(2 * h * w - 4096) < 100   # both bands together: the latent's 4096 numbers

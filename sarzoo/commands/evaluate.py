@@ -105,6 +105,8 @@ def _rows(block: dict[str, Any]) -> list[str]:
 
     lines = [f"  {'':<22} {'PSNR dB':>8} {'SSIM':>8} {'ENL ratio':>10} {'EPI':>8}",
              row("model", block), row("classical reference", block["reference"])]
+    for band, b in (block.get("channels") or {}).items():  # several bands: the rows above are their means
+        lines += [row(f"  {band}: model"[:22], b), row(f"  {band}: reference"[:22], b["reference"])]
     if block.get("psnr") is not None and block["reference"].get("psnr") is not None:
         d = {k: (None if block.get(k) is None or block["reference"].get(k) is None
                  else block[k] - block["reference"][k]) for k in ("psnr", "ssim")}
@@ -118,6 +120,12 @@ def _rows(block: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _clip_text(pp: dict[str, Any]) -> str:
+    from sarzoo.data.preprocess import Preprocessing
+
+    return Preprocessing.from_dict(pp).range_text(unit=False)
+
+
 def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
     """The text report of an ``evaluate`` dict: header, full scenes, patches, per image, verdict."""
     pp = r["data"]["preprocessing"]
@@ -125,7 +133,7 @@ def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
         f"checkpoint {r['checkpoint']} ({r['recipe']}, epoch {r['epoch']}, step {r['step']}; latent "
         f"{'×'.join(map(str, r['latent_shape']))}, {r['compression_ratio']:g}× compression)",
         f"data       {r['data']['description']}",
-        f"           {pp['domain']} → dB clipped to {pp['vmin']:.2f}..{pp['vmax']:.2f} → [0, 1]; "
+        f"           {pp['domain']} → dB clipped to {_clip_text(pp)} → [0, 1]; "
         f"no-data masked out of every metric",
         f"runtime    {r['runtime']}",
         "reference  classical: area-downsample to the latent's count of numbers, bicubic back, same images",

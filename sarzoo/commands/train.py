@@ -132,7 +132,7 @@ class Console(Observer):
         elif event == "checkpoint_preprocessing":
             prep = facts["preprocessing"]
             self.say(f"note       preprocessing refitted on the data differs from the checkpoint's; using the "
-                     f"checkpoint's ({prep.vmin:.2f}..{prep.vmax:.2f} dB)")
+                     f"checkpoint's ({prep.range_text()})")
         elif event == "compiling":
             self.say("compile    torch.compile of the model on one training batch (runtime.compile; its time is "
                      "shown on the device line; --set runtime.compile=false skips it)")
@@ -146,7 +146,7 @@ class Console(Observer):
         self.say(f"           {info['n_train']} training patches from {info['train_scenes']} scenes, {info['n_val']} "
                  f"validation patches from {info['val_scenes']} scenes (split by scene), "
                  f"{prepared.recipe['data']['patch_size']} px; {prep.domain} → dB clipped to "
-                 f"{prep.vmin:.2f}..{prep.vmax:.2f} → [0, 1]")
+                 f"{prep.range_text(unit=False)} → [0, 1]")
 
     # -- training -------------------------------------------------------------------------------
     def on_start(self, info: RunInfo) -> None:
@@ -201,7 +201,9 @@ class Console(Observer):
         line = (f"epoch {r.epoch:>3}/{r.epochs}  train loss {_fmt(train.get('loss'), '.4f')} "
                 f"psnr {_fmt(train.get('psnr'), '.2f')}")
         if val:
-            line += (f" | val loss {_fmt(val.get('loss'), '.4f')} psnr {_fmt(val.get('psnr'), '.2f')} "
+            bands = [k.split("/", 1)[1] for k in val if k.startswith("psnr/")]  # several channels: per band too
+            per = " (" + ", ".join(f"{b} {_fmt(val[f'psnr/{b}'], '.2f')}" for b in bands) + ")" if bands else ""
+            line += (f" | val loss {_fmt(val.get('loss'), '.4f')} psnr {_fmt(val.get('psnr'), '.2f')}{per} "
                      f"ssim {_fmt(val.get('ssim'))}")
             if ref.get("psnr") is not None:
                 line += f" (ref {_fmt(ref.get('psnr'), '.2f')})"

@@ -168,13 +168,11 @@ class _Resolver:
 
     def derive(self, r: dict[str, Any]) -> None:
         """Defaults that depend on other keys, and checks that span keys, made once, here."""
-        self.derive_data(r["data"], r["input"]["size"], total_stride(r))
-        bands, channels = r["data"]["bands"], r["input"]["channels"]
-        if bands is not None and len(bands) != channels:
-            self.fail(f"names {len(bands)} band(s) {bands} but input.channels is {channels}: give one band per "
-                      f"input channel", ("data", "bands"))
+        self.derive_data(r["data"], r["input"]["size"], total_stride(r), r["input"]["channels"])
 
-    def derive_data(self, d: dict[str, Any], input_size: list[int], stride: int) -> None:
+    def derive_data(self, d: dict[str, Any], input_size: list[int], stride: int, channels: int | None = None) -> None:
+        """``channels``: the recipe's ``input.channels``, which ``bands`` and per-channel clip bounds must
+        match (None: a ``data:`` section alone, checked against its own ``bands`` only)."""
         if d["patch_size"] is None:
             # square patches of the model's input side (the smaller one for a non-square input);
             # a multiple of the encoder's stride whenever the input is, which the planner checks
@@ -189,8 +187,29 @@ class _Resolver:
         clip = d["clip"]
         if not clip["low"] < clip["high"]:
             self.fail(f"need low < high, got low={clip['low']}, high={clip['high']}", ("data", "clip", "low"))
-        if not clip["vmin"] < clip["vmax"]:
-            self.fail(f"need vmin < vmax, got vmin={clip['vmin']}, vmax={clip['vmax']}", ("data", "clip", "vmin"))
+        bands = d["bands"]
+        if bands is not None:
+            folded = [b.lower() for b in bands]
+            if len(set(folded)) != len(folded) or not all(b.strip() and b == b.strip() for b in bands):
+                self.fail(f"band names must be distinct (case-insensitive) and non-blank, got {bands}",
+                          ("data", "bands"))
+            if channels is not None and len(bands) != channels:
+                self.fail(f"names {len(bands)} band(s) {bands} but input.channels is {channels}: give one name "
+                          f"per channel", ("data", "bands"))
+        n = channels if channels is not None else (len(bands) if bands is not None else None)
+        lo, hi = clip["vmin"], clip["vmax"]
+        for key, v in (("vmin", lo), ("vmax", hi)):
+            if isinstance(v, list) and n is not None and len(v) != n:
+                self.fail(f"gives {len(v)} bounds {v} but there are {n} channel(s): give one number for all "
+                          f"channels, or one per channel", ("data", "clip", key))
+        if isinstance(lo, list) and isinstance(hi, list) and len(lo) != len(hi):
+            self.fail(f"vmin gives {len(lo)} bounds and vmax {len(hi)}: give as many of each",
+                      ("data", "clip", "vmin"))
+        size = max(len(v) if isinstance(v, list) else 1 for v in (lo, hi))
+        los = lo if isinstance(lo, list) else [lo] * size
+        his = hi if isinstance(hi, list) else [hi] * size
+        if not all(a < b for a, b in zip(los, his)):
+            self.fail(f"need vmin < vmax (for every channel), got vmin={lo}, vmax={hi}", ("data", "clip", "vmin"))
 
     def _stages(self, raw_stages: list, defaults: dict, role: str, path: PathKey) -> list[dict]:
         list_field = MODEL[role].children["stages"]

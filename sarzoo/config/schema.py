@@ -18,7 +18,8 @@ REQUIRED = object()
 @dataclass
 class Field:
     """One recipe key. ``type``: a value type of ``sarzoo.config.values.check`` (int, float, bool,
-    str, size2, range, paths, any), ``section`` (``children``), ``list`` (of ``item``), or ``ref:KIND`` /
+    str, size2, range, paths, numbers, any), ``section`` (``children``), ``list`` (of ``item``: sections or
+    plain values), or ``ref:KIND`` /
     ``step:KIND`` (a component reference; a step also carries out_channels and stride)."""
 
     type: str
@@ -291,8 +292,9 @@ DATA: dict[str, Field] = {
     ),
     "bands": Field(
         "list",
-        "band (polarisation) names in channel order, e.g. [VV, VH]; its length is input.channels; null = "
-        "every band the input has (a Sentinel-1 product: VV, VH or HH, HV)",
+        "band (polarisation) names in channel order, e.g. [VV, VH]; its length is input.channels. Files named "
+        "alike but for one band token (delimited by - _ or .; any case) form one scene; a Sentinel-1 product gives "
+        "these polarisations; null = multi-band files as they are, every polarisation of a product (VV, VH or HH, HV)",
         default=None,
         nullable=True,
         item=Field("str", "a band (polarisation) name, e.g. VV"),
@@ -336,26 +338,34 @@ DATA: dict[str, Field] = {
         children={
             "mode": Field(
                 "str",
-                "'percentile' (from the training scenes, streamed) or 'fixed' (vmin/vmax)",
+                "'percentile' (from the training scenes, streamed, per channel), 'fixed' (vmin/vmax) or "
+                "'per_scene' (every scene's own low/high percentiles, refitted on each input at inference: "
+                "uncalibrated data, no common radiometric scale)",
                 default="percentile",
-                choices=("percentile", "fixed"),
+                choices=("percentile", "fixed", "per_scene"),
             ),
             "low": Field(
                 "float",
-                "lower percentile (0-100) of the training dB values, for mode 'percentile'",
+                "lower percentile (0-100) of the dB values, for modes 'percentile' and 'per_scene'",
                 default=1.0,
                 min=0,
                 max=100,
             ),
             "high": Field(
                 "float",
-                "upper percentile (0-100) of the training dB values, for mode 'percentile'",
+                "upper percentile (0-100) of the dB values, for modes 'percentile' and 'per_scene'",
                 default=99.0,
                 min=0,
                 max=100,
             ),
-            "vmin": Field("float", "lower clip bound in dB, for mode 'fixed'", default=-25.0),
-            "vmax": Field("float", "upper clip bound in dB, for mode 'fixed'", default=0.0),
+            "vmin": Field(
+                "numbers", "lower clip bound in dB for mode 'fixed': one number, or a list of one per channel",
+                default=-25.0,
+            ),
+            "vmax": Field(
+                "numbers", "upper clip bound in dB for mode 'fixed': one number, or a list of one per channel",
+                default=0.0,
+            ),
         },
     ),
     "nodata": Field(

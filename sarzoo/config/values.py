@@ -75,6 +75,12 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
             if all(ok for ok, _ in pair):
                 return True, [v for _, v in pair]
         return False, value
+    if name == "numbers":  # one number for every channel, or one per channel
+        if not isinstance(value, list):
+            return _as(value, "float")
+        conv = [_as(v, "float") for v in value]
+        ok = bool(value) and all(c[0] for c in conv)
+        return ok, [c[1] for c in conv] if ok else value
     if name == "paths":
         if isinstance(value, str) and value:
             return True, [value]
@@ -86,7 +92,8 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
 def _expected(names: Sequence[str]) -> str:
     words = {"size2": "[height, width] (two integers) or one integer",
              "paths": "a path or a non-empty list of paths",
-             "range": "a number or [low, high] (two numbers)"}
+             "range": "a number or [low, high] (two numbers)",
+             "numbers": "a number or a non-empty list of numbers (one per channel)"}
     return " or ".join(n.__name__ if isinstance(n, type) else words.get(n) or _TYPE_WORDS.get(n, n)
                        for n in names)
 
@@ -95,8 +102,9 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
           max: float | None = None, nullable: bool = False) -> Any:
     """``value`` converted to the first of ``types`` it fits, or ``Invalid`` saying why not.
 
-    ``types``: type names (``int float bool str list mapping size2 range paths any``) or Python types.
-    Numbers must be finite; ``min``/``max`` bound numbers and each side of a ``size2`` or ``range``.
+    ``types``: type names (``int float bool str list mapping size2 range paths numbers any``) or Python
+    types. Numbers must be finite; ``min``/``max`` bound numbers, each side of a ``size2`` or ``range``
+    and each item of ``numbers``.
     """
     if value is None:
         if nullable:
@@ -114,9 +122,9 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
             break
     else:
         raise Invalid(f"must be {_expected(names)}, got {type(value).__name__} {value!r}")
-    for v in (value if isinstance(value, list) and "range" in names else [value]):
+    for v in (value if isinstance(value, list) and ("range" in names or "numbers" in names) else [value]):
         if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
-            raise Invalid(f"must be a finite number, got {value!r}")
+            raise Invalid(f"must be a finite number, got {v!r}")
     if isinstance(value, list) and "range" in names and value[0] > value[1]:
         raise Invalid(f"must be [low, high] with low <= high, got {value!r}")
     if choices is not None and value not in choices:
@@ -124,7 +132,7 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
 
         raise Invalid(f"must be one of {', '.join(map(repr, choices))}, got {value!r}."
                       + did_you_mean(value, choices))
-    for v in (value if isinstance(value, list) and ("size2" in names or "range" in names) else [value]):
+    for v in (value if isinstance(value, list) and ({"size2", "range", "numbers"} & set(names)) else [value]):
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if min is not None and v < min:
                 raise Invalid(f"must be >= {min:g}, got {v!r}")

@@ -72,7 +72,7 @@ def region_patches(region: Region, patch_size: int, stride: int) -> list[PatchRe
 
 
 def read_patch(p: PatchRef) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(raw, clean)`` float32 (size, size); outside the region: NaN (raw) / 0 (clean)."""
+    """``(raw, clean)`` float32 (C, size, size); outside the region: NaN (raw) / 0 (clean)."""
     reg = p.region
     r0, c0 = max(p.row, reg.row), max(p.col, reg.col)
     r1, c1 = min(p.row + p.size, reg.row + reg.height), min(p.col + p.size, reg.col + reg.width)
@@ -82,11 +82,11 @@ def read_patch(p: PatchRef) -> tuple[np.ndarray, np.ndarray | None]:
     clean = reg.scene.read_clean(r0, c0, h, w) if reg.scene.has_clean else None
     if full:
         return raw, clean
-    out = np.full((p.size, p.size), np.nan, dtype=np.float32)
-    out[r0 - p.row:r0 - p.row + h, c0 - p.col:c0 - p.col + w] = raw
+    out = np.full((raw.shape[0], p.size, p.size), np.nan, dtype=np.float32)
+    out[:, r0 - p.row:r0 - p.row + h, c0 - p.col:c0 - p.col + w] = raw
     if clean is not None:
-        cl = np.zeros((p.size, p.size), dtype=np.float32)
-        cl[r0 - p.row:r0 - p.row + h, c0 - p.col:c0 - p.col + w] = clean
+        cl = np.zeros((clean.shape[0], p.size, p.size), dtype=np.float32)
+        cl[:, r0 - p.row:r0 - p.row + h, c0 - p.col:c0 - p.col + w] = clean
         clean = cl
     return out, clean
 

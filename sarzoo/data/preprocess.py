@@ -10,7 +10,7 @@ fed window by window, so the memory used does not grow with the size of the trai
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Iterable
 
 import numpy as np
@@ -52,8 +52,10 @@ def clip_warning(where: str, valid: int, below: int, above: int, prep: "Preproce
     None when at most ``threshold`` of its valid pixels were clipped."""
     if valid <= 0 or (below + above) / valid <= threshold:
         return None
+    if prep.per_scene:  # each scene's own percentiles: clipping is what low/high ask for
+        return None
     return (f"{where}: {(below + above) / valid:.0%} of the valid pixels fall outside the model's clip range "
-            f"{prep.vmin:.2f}..{prep.vmax:.2f} dB ({below / valid:.0%} below, {above / valid:.0%} above, "
+            f"{prep.range_text()} ({below / valid:.0%} below, {above / valid:.0%} above, "
             f"read as domain '{prep.domain}'), so the model sees saturated input and its output means little; "
             f"calibrate the data to σ0, or say how to read it (--set data.domain=intensity|amplitude|db), or "
             f"retrain (fit the clip range) on data like this")
@@ -156,7 +158,8 @@ class DbHistogram:
             raise SarzooError("cannot compute clip percentiles: the training data has no valid pixel")
         target = float(q) / 100.0 * total
         cum = np.cumsum(self.counts)
-        i = int(np.searchsorted(cum, target, side="left"))
+        # the first bin holding the target (q = 0: the first bin holding anything)
+        i = int(np.searchsorted(cum, target, side="left")) if target > 0 else int(np.argmax(self.counts > 0))
         i = min(max(i, 0), self.n_bins - 1)
         before = cum[i - 1] if i > 0 else 0
         in_bin = self.counts[i]
@@ -165,51 +168,158 @@ class DbHistogram:
         return self.lo + (i + frac) * self.bin_width
 
 
+MODES = ("global", "per_scene")
+
+
+def _bounds_list(v: Any) -> list[float] | float:
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [float(x) for x in np.asarray(v, dtype=np.float64).ravel()]
+    return float(v)
+
+
 @dataclass
 class Preprocessing:
-    """Raw SAR values <-> model input in [0, 1] with a validity mask.
+    """Raw SAR values <-> model input in [0, 1] with a validity mask, channel by channel.
 
-    ``vmin``/``vmax`` are the clip range in dB; ``fill`` is the [0, 1] value written into
-    no-data pixels (the mask tells the loss/metrics to ignore them); ``nodata`` is an extra
-    raw value meaning "no measurement" besides NaN (and zero in the linear domains).
+    ``vmin``/``vmax`` are the clip range in dB: one number (one channel), or a list of one per
+    channel (a multi-channel model: VV and VH have their own ranges); ``fill`` is the [0, 1] value
+    written into no-data pixels (the mask tells the loss/metrics to ignore them); ``nodata`` is an
+    extra raw value meaning "no measurement" besides NaN (and zero in the linear domains).
+    ``mode`` ``per_scene``: the range is refitted on every scene (its ``low``/``high`` percentiles,
+    ``refit``); ``vmin``/``vmax`` are then one scene's range, or in a checkpoint the training
+    scenes' pooled range, kept for information only. ``bands`` names the channels (reports).
     """
 
     domain: str = "intensity"
-    vmin: float = -25.0
-    vmax: float = 0.0
+    vmin: float | list[float] = -25.0
+    vmax: float | list[float] = 0.0
     eps: float = 1e-10
     fill: float = 0.0
     nodata: float | None = None
+    mode: str = "global"
+    low: float = 1.0
+    high: float = 99.0
+    bands: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.domain = _check_domain(self.domain)
-        self.vmin, self.vmax = float(self.vmin), float(self.vmax)
+        lo, hi = _bounds_list(self.vmin), _bounds_list(self.vmax)
+        n = max(len(v) if isinstance(v, list) else 1 for v in (lo, hi))
+        if self.bands is not None:
+            self.bands = [str(b) for b in self.bands]
+            if n == 1 and len(self.bands) > 1:
+                n = len(self.bands)
+            if len(self.bands) != n:
+                raise SarzooError(f"preprocessing names {len(self.bands)} band(s) {self.bands} for {n} channel(s)")
+        los = lo if isinstance(lo, list) else [lo] * n
+        his = hi if isinstance(hi, list) else [hi] * n
+        if len(los) != n or len(his) != n or n < 1:
+            raise SarzooError(f"invalid clip range: vmin {lo} and vmax {hi} must give one bound per channel, "
+                              f"as many of each")
+        for a, b in zip(los, his):
+            if not (np.isfinite(a) and np.isfinite(b) and b > a):
+                raise SarzooError(f"invalid clip range: vmin={a} dB must be below vmax={b} dB")
+        # one channel keeps plain numbers (the format of every single-channel checkpoint)
+        self.vmin, self.vmax = (los[0], his[0]) if n == 1 else (los, his)
         self.eps, self.fill = float(self.eps), float(self.fill)
         self.nodata = None if self.nodata is None else float(self.nodata)
-        if not (np.isfinite(self.vmin) and np.isfinite(self.vmax) and self.vmax > self.vmin):
-            raise SarzooError(f"invalid clip range: vmin={self.vmin} dB must be below vmax={self.vmax} dB")
+        if self.mode not in MODES:
+            raise SarzooError(f"unknown preprocessing mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        self.low, self.high = float(self.low), float(self.high)
+        if not 0.0 <= self.low < self.high <= 100.0:
+            raise SarzooError(f"invalid clip percentiles low={self.low}, high={self.high}: need "
+                              f"0 <= low < high <= 100")
+
+    # -- channels ------------------------------------------------------------------------
+    @property
+    def channels(self) -> int:
+        return len(self.vmin) if isinstance(self.vmin, list) else 1
+
+    @property
+    def per_scene(self) -> bool:
+        return self.mode == "per_scene"
+
+    def band_names(self) -> list[str]:
+        """The channels' names: ``bands``, else ``band1``, ``band2``… (metric reports)."""
+        return list(self.bands) if self.bands else [f"band{i + 1}" for i in range(self.channels)]
+
+    def channel(self, c: int) -> "Preprocessing":
+        """Channel ``c`` alone, as a single-channel preprocessing (per-channel metrics)."""
+        if self.channels == 1:
+            return self
+        return replace(self, vmin=self.vmin[c], vmax=self.vmax[c],
+                       bands=None if self.bands is None else [self.bands[c]])
+
+    def with_range(self, vmin: Any, vmax: Any) -> "Preprocessing":
+        """The same reading with another clip range (a scene's own, for ``per_scene``)."""
+        return replace(self, vmin=_bounds_list(vmin), vmax=_bounds_list(vmax))
+
+    def refit(self, raw_chunks: Iterable[Any]) -> "Preprocessing":
+        """This preprocessing with the clip range of ``raw_chunks`` (raw ``(C, h, w)`` windows of one
+        scene): its ``low``/``high`` percentiles per channel over the pixels valid in every band."""
+        return self.with_range(*range_from_histograms(channel_histograms(raw_chunks, self), self.low, self.high))
+
+    def range_text(self, unit: bool = True) -> str:
+        """The clip range for people: ``-26.00..-2.00 dB``, per band when there are several."""
+        if self.per_scene:
+            pooled = ("" if self.channels == 1 else " per channel")
+            return f"each scene's own {self.low:g}..{self.high:g} percentiles{pooled}"
+        db = " dB" if unit else ""
+        if self.channels == 1:
+            return f"{self.vmin:.2f}..{self.vmax:.2f}{db}"
+        return ", ".join(f"{b} {a:.2f}..{z:.2f}{db}" for b, a, z in zip(self.band_names(), self.vmin, self.vmax))
+
+    def _bounds(self, like: Any) -> tuple[Any, Any]:
+        """``(vmin, vmax)`` broadcastable against ``like`` (channels on axis −3)."""
+        if self.channels == 1:
+            return self.vmin, self.vmax
+        shape = np.shape(like)
+        if len(shape) < 3 or shape[-3] != self.channels:
+            raise SarzooError(f"the preprocessing has {self.channels} channels ({', '.join(self.band_names())}) "
+                              f"but the data has shape {tuple(shape)}; expected (..., {self.channels}, H, W)")
+        lo = np.asarray(self.vmin, dtype=np.float64).reshape(-1, 1, 1)
+        hi = np.asarray(self.vmax, dtype=np.float64).reshape(-1, 1, 1)
+        if _is_torch(like):
+            import torch
+
+            return (torch.as_tensor(lo, device=like.device), torch.as_tensor(hi, device=like.device))
+        return lo, hi
 
     # -- forward -------------------------------------------------------------------------
     def mask(self, raw: Any, nodata: float | None = None) -> Any:
-        """Validity mask of ``raw``; ``nodata`` (e.g. the file's own value) adds to ``self.nodata``."""
+        """Validity mask of ``raw``; ``nodata`` (e.g. the file's own value) adds to ``self.nodata``.
+
+        With several channels a pixel is valid only where every band is (the union of the bands'
+        no-data): a model fed half a pixel would invent the other half."""
         m = valid_mask(raw, self.domain, self.nodata)
         if nodata is not None and np.isfinite(nodata) and nodata != self.nodata:
             m = m & (raw != nodata)
+        if self.channels > 1:
+            self._bounds(raw)  # the shape check
+            if _is_torch(m):
+                m = m.all(dim=-3, keepdim=True).expand(m.shape).contiguous()
+            else:
+                m = np.broadcast_to(m.all(axis=-3, keepdims=True), m.shape).copy()
         return m
 
     def forward(self, raw: Any, nodata: float | None = None) -> tuple[Any, Any]:
         """``(x01, mask)``: float32 in [0, 1] and bool (False = no-data, filled with ``fill``)."""
         m = self.mask(raw, nodata)
         db = to_db(raw, self.domain, self.eps)
-        span = self.vmax - self.vmin
+        lo, hi = self._bounds(raw)
+        span = hi - lo  # python floats for one channel: the arithmetic stays in the data's dtype
         if _is_torch(raw):
             import torch
 
-            x = ((torch.clamp(db, self.vmin, self.vmax) - self.vmin) / span).to(torch.float32)
+            if self.channels == 1:
+                x = ((torch.clamp(db, lo, hi) - lo) / span).to(torch.float32)
+            else:
+                lo, hi = lo.to(db.dtype), hi.to(db.dtype)
+                x = ((torch.minimum(torch.maximum(db, lo), hi) - lo) / (hi - lo)).to(torch.float32)
             x = torch.where(m, x, torch.full_like(x, self.fill))
             return x, m
         with np.errstate(invalid="ignore"):
-            x = ((np.clip(db, self.vmin, self.vmax) - self.vmin) / span).astype(np.float32)
+            x = ((np.clip(db, lo, hi) - lo) / span).astype(np.float32)
         x = np.where(m, x, np.float32(self.fill)).astype(np.float32, copy=False)
         return x, m
 
@@ -223,12 +333,14 @@ class Preprocessing:
         the clip range. Clipped extremes stay clipped; the inverse cannot recover them.
         """
         domain = _check_domain(domain or self.domain)
-        span = self.vmax - self.vmin
+        lo, hi = self._bounds(x01)
         if _is_torch(x01):
             import torch
 
             xf = x01 if x01.is_floating_point() else x01.to(torch.float32)
-            db = self.vmin + torch.clamp(xf, 0.0, 1.0) * span
+            if self.channels > 1:
+                lo, hi = lo.to(xf.dtype), hi.to(xf.dtype)
+            db = lo + torch.clamp(xf, 0.0, 1.0) * (hi - lo)  # python floats for one channel
             if domain == "db":
                 return db
             inten = torch.pow(10.0, db / 10.0)
@@ -236,7 +348,9 @@ class Preprocessing:
         xf = np.asarray(x01)
         if not np.issubdtype(xf.dtype, np.floating):
             xf = xf.astype(np.float64)
-        db = self.vmin + np.clip(xf, 0.0, 1.0) * span
+        if self.channels > 1:  # per-channel bounds in the data's own precision, as one channel's are
+            lo, hi = lo.astype(xf.dtype), hi.astype(xf.dtype)
+        db = lo + np.clip(xf, 0.0, 1.0) * (hi - lo)
         if domain == "db":
             return db
         inten = np.power(10.0, db / 10.0)
@@ -244,9 +358,25 @@ class Preprocessing:
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain ``str``/``float``/``None`` values only, safe for ``torch.load(weights_only=True)``."""
+        """Plain ``str``/``float``/``list``/``None`` values only, safe for ``torch.load(weights_only=True)``.
+
+        Keys at their default (``mode`` global, its percentiles, no ``bands``) are left out, so a
+        single-channel preprocessing is stored exactly as before multi-channel models existed."""
         d = asdict(self)
-        return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in d.items()}
+        if self.mode == "global":
+            for k in ("mode", "low", "high"):
+                d.pop(k)
+        if self.bands is None:
+            d.pop("bands")
+
+        def plain(v: Any) -> Any:
+            if isinstance(v, (float, np.floating)):
+                return float(v)
+            if isinstance(v, list):
+                return [plain(x) for x in v]
+            return v
+
+        return {k: plain(v) for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preprocessing":
@@ -256,6 +386,41 @@ class Preprocessing:
         if unknown:
             raise SarzooError(f"unknown preprocessing parameters {sorted(unknown)}")
         return cls(**dict(d))
+
+
+def channel_histograms(raw_chunks: Iterable[Any], prep: Preprocessing) -> list[DbHistogram]:
+    """One ``DbHistogram`` per channel of the pixels of ``raw_chunks`` valid in every band (``prep.mask``)."""
+    hists = [DbHistogram() for _ in range(prep.channels)]
+    for raw in raw_chunks:
+        raw = np.asarray(raw)
+        m = prep.mask(raw)
+        if not m.any():
+            continue
+        if prep.channels == 1:
+            hists[0].update(to_db(raw[m], prep.domain, prep.eps))
+            continue
+        for c, h in enumerate(hists):
+            h.update(to_db(raw[c][m[c]], prep.domain, prep.eps))
+    return hists
+
+
+def range_from_histograms(hists: list[DbHistogram], low: float, high: float) -> tuple[Any, Any]:
+    """``(vmin, vmax)`` per channel (plain numbers for one channel) from ``channel_histograms``."""
+    if not (0.0 <= low < high <= 100.0):
+        raise SarzooError(f"invalid clip percentiles low={low}, high={high}: need 0 <= low < high <= 100")
+    los, his = [], []
+    for h in hists:
+        a, b = _widen(h.percentile(low), h.percentile(high))
+        los.append(a)
+        his.append(b)
+    return (los[0], his[0]) if len(hists) == 1 else (los, his)
+
+
+def _widen(vmin: float, vmax: float) -> tuple[float, float]:
+    if vmax - vmin < 0.1:
+        mid = 0.5 * (vmin + vmax)
+        vmin, vmax = mid - 0.5, mid + 0.5
+    return float(vmin), float(vmax)
 
 
 def fit_percentiles(db_chunks: Iterable[np.ndarray], low: float, high: float) -> tuple[float, float]:
@@ -269,8 +434,4 @@ def fit_percentiles(db_chunks: Iterable[np.ndarray], low: float, high: float) ->
     hist = DbHistogram()
     for chunk in db_chunks:
         hist.update(chunk)
-    vmin, vmax = hist.percentile(low), hist.percentile(high)
-    if vmax - vmin < 0.1:
-        mid = 0.5 * (vmin + vmax)
-        vmin, vmax = mid - 0.5, mid + 0.5
-    return float(vmin), float(vmax)
+    return _widen(hist.percentile(low), hist.percentile(high))

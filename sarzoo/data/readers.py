@@ -16,9 +16,11 @@ must end in a ``SarzooError`` within seconds, not in minutes of decompression, g
 memory or a hang. Only regular files are opened; every declared size is checked against the
 limits below and against the file's real size first.
 
-Values come back as float32 with the file's nodata value (or the override) replaced by NaN,
-so downstream code has one no-data convention. Complex data (SLC) comes back as |z|², i.e.
-linear intensity.
+Values come back as float32 ``(C, h, w)`` windows (C channels: the bands of a multi-band
+GeoTIFF, the first axis of a ``(C, H, W)`` array, 1 otherwise) with the file's nodata value (or
+the override) replaced by NaN, so downstream code has one shape and one no-data convention.
+Complex data (SLC) comes back as |z|², i.e. linear intensity. Files holding one band each
+(``*-vv-*.tiff`` beside ``*-vh-*.tiff``) are joined into one scene by ``sarzoo.data.bands``.
 """
 from __future__ import annotations
 
@@ -96,23 +98,41 @@ def check_dtype(where: str, dtype: Any) -> np.dtype:
                       f"complex values (complex is read as intensity |z|²)")
 
 
-def check_shape(where: str, shape: tuple[int, ...]) -> tuple[tuple[int, int], list[int | None]]:
-    """``((H, W), frames)`` of an ``(H, W)`` or ``(N, H, W)`` array after checking the declared sizes."""
+def check_shape(where: str, shape: tuple[int, ...], channels: int = 1
+                ) -> tuple[tuple[int, int], list[int | None], int]:
+    """``((H, W), frames, C)`` of an array after checking the declared sizes.
+
+    The rule (``channels`` is the recipe's ``input.channels``): ``(H, W)`` is one single-band scene;
+    with one channel ``(N, H, W)`` is N frames (as always); with C > 1 channels ``(C, H, W)`` is one
+    C-band scene and ``(N, C, H, W)`` N of them. An ``(N, H, W)`` whose N is not C is refused then:
+    it cannot be told from a stack of single-band frames.
+    """
     shape = tuple(int(d) for d in shape)
-    if len(shape) == 2:
-        hw, frames = shape, [None]
-    elif len(shape) == 3:
-        hw = shape[1:]
-        if shape[0] > MAX_SCENES_PER_FILE:
-            raise SarzooError(f"{where}: declares {shape[0]:,} frames (shape {shape}), more than the "
-                              f"{MAX_SCENES_PER_FILE:,} one file may hold; split it into several files")
-        frames = list(range(shape[0]))
-    else:
-        raise SarzooError(f"{where}: expected (H, W) or (N, H, W) array, got {len(shape)}-D shape {shape}")
-    if min(shape) < 1:
+    if shape and min(shape) < 1:
         raise SarzooError(f"{where}: empty array of shape {shape}")
+    c, n = 1, None  # n: frames of a stack (None: the array is one scene)
+    if len(shape) == 2:
+        hw = shape
+    elif len(shape) == 3 and channels == 1:
+        hw, n = shape[1:], shape[0]
+    elif len(shape) == 3 and shape[0] == channels:
+        hw, c = shape[1:], channels
+    elif len(shape) == 4 and channels > 1 and shape[1] == channels:
+        hw, n, c = shape[2:], shape[0], channels
+    elif len(shape) in (3, 4) and channels > 1:
+        want = f"({channels}, H, W) or (N, {channels}, H, W)"
+        raise SarzooError(f"{where}: shape {shape} does not hold the recipe's input.channels = {channels} bands: "
+                          f"expected {want} (bands on the first axis of a scene), or (H, W) single-band arrays "
+                          f"grouped by band name (data.bands)")
+    else:
+        more = " (N, C, H, W) stacks need input.channels = C > 1;" if len(shape) == 4 else ""
+        raise SarzooError(f"{where}: expected (H, W) or (N, H, W) array, got {len(shape)}-D shape {shape};{more} "
+                          f"see docs/data.md")
+    if n is not None and n > MAX_SCENES_PER_FILE:
+        raise SarzooError(f"{where}: declares {n:,} frames (shape {shape}), more than the "
+                          f"{MAX_SCENES_PER_FILE:,} one file may hold; split it into several files")
     check_scene_size(where, hw[0], hw[1])
-    return (hw[0], hw[1]), frames
+    return (hw[0], hw[1]), [None] if n is None else list(range(n)), c
 
 
 def _ext(path: str) -> str:
@@ -146,10 +166,12 @@ def _to_float(a: np.ndarray, nodata: float | None) -> np.ndarray:
 
 
 class RasterScene(Scene):
-    """A band of a GeoTIFF/TIFF/PNG read through rasterio, one window at a time.
+    """Bands of a GeoTIFF/TIFF/PNG read through rasterio, one window at a time.
 
-    Holds no handle itself (so it pickles into DataLoader workers): the GDAL dataset comes
-    from a small per-process cache of open files.
+    A file with exactly ``channels`` bands (the recipe's ``input.channels``) is one scene of all of
+    them, in band order; otherwise the scene is band ``band`` alone (a single-band file, which
+    ``sarzoo.data.bands`` may join with its sibling polarisations). Holds no handle itself (so it
+    pickles into DataLoader workers): the GDAL dataset comes from a small per-process cache.
     """
 
     def __init__(self, path: str, band: int = 1, nodata: float | None = None, channels: int | None = None):
@@ -160,19 +182,24 @@ class RasterScene(Scene):
         if channels is not None and src.count > channels:
             raise SarzooError(f"{self.path}: has {src.count} bands, more than the recipe's input.channels = "
                               f"{channels}; give each band (polarisation) as its own single-band file "
-                              f"(e.g. `gdal_translate -b 1`)")
+                              f"(e.g. `gdal_translate -b 1`), or train a {src.count}-channel recipe")
         if not 1 <= self.band <= src.count:
             raise SarzooError(f"{self.path}: has {src.count} band(s), band {self.band} requested")
+        multi = channels is not None and channels > 1 and src.count == channels
+        self.indexes = list(range(1, src.count + 1)) if multi else [self.band]
+        self.channels = len(self.indexes)
         self.height, self.width = int(src.height), int(src.width)
         check_scene_size(self.path, self.height, self.width)
-        self.dtype = src.dtypes[self.band - 1]
-        if self.dtype != "complex_int16":  # GDAL's CInt16 (SLC), read as complex64
-            try:
-                check_dtype(self.path, self.dtype)
-            except TypeError as exc:
-                raise SarzooError(f"{self.path}: raster data type {self.dtype} is not supported") from exc
-        file_nodata = src.nodatavals[self.band - 1]
-        self.nodata = nodata if nodata is not None else (None if file_nodata is None else float(file_nodata))
+        for i in self.indexes:
+            self.dtype = src.dtypes[i - 1]
+            if self.dtype != "complex_int16":  # GDAL's CInt16 (SLC), read as complex64
+                try:
+                    check_dtype(self.path, self.dtype)
+                except TypeError as exc:
+                    raise SarzooError(f"{self.path}: raster data type {self.dtype} is not supported") from exc
+        self.nodatas = [nodata if nodata is not None else
+                        (None if src.nodatavals[i - 1] is None else float(src.nodatavals[i - 1])) for i in self.indexes]
+        self.nodata = self.nodatas[0]
 
     def _open(self) -> Any:
         def opener() -> Any:
@@ -194,12 +221,14 @@ class RasterScene(Scene):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                a = self._open().read(self.band, window=Window(col, row, w, h))
+                a = self._open().read(self.indexes, window=Window(col, row, w, h))
         except SarzooError:
             raise
         except Exception as exc:
             raise SarzooError(f"{self.path}: failed to read window (row={row}, col={col}, {h}x{w}): {exc}") from exc
-        return _to_float(a, self.nodata)
+        if len(set(self.nodatas)) == 1:
+            return _to_float(a, self.nodata)
+        return np.stack([_to_float(b, nd) for b, nd in zip(a, self.nodatas)])  # a nodata value per band
 
 
 class _ArrayCache:
@@ -264,13 +293,15 @@ def _load_npz_member(path: str, name: str, shape: tuple[int, ...], dtype: np.dty
 
 
 class ArrayScene(Scene):
-    """A 2-D array, or one frame of an ``(N, H, W)`` stack, from ``.npy`` (memory-mapped) or ``.npz``."""
+    """A 2-D array, one frame of an ``(N, H, W)`` stack, or a ``(C, H, W)`` scene / frame of an
+    ``(N, C, H, W)`` stack (``channels`` C > 1), from ``.npy`` (memory-mapped) or ``.npz``."""
 
     def __init__(self, path: str, frame: int | None, shape: tuple[int, int], key: str | None = None,
                  nodata: float | None = None, member: tuple[str, tuple[int, ...], np.dtype] | None = None,
-                 dtype: np.dtype | None = None):
+                 dtype: np.dtype | None = None, channels: int = 1):
         self.path, self.frame, self.key = str(path), frame, key
         self.dtype = dtype  # the file's, as validated (complex: read as |z|²)
+        self.channels = int(channels)
         base = self.path if key is None else f"{self.path}:{key}"
         self.id = base if frame is None else f"{base}[{frame}]"
         self.group = self.path
@@ -298,54 +329,64 @@ class ArrayScene(Scene):
         self._check_window(row, col, h, w)
         a = self._array()
         try:
-            a = a[row:row + h, col:col + w] if self.frame is None else a[self.frame, row:row + h, col:col + w]
+            a = a if self.frame is None else a[self.frame]
+            a = a[None, row:row + h, col:col + w] if a.ndim == 2 else a[:, row:row + h, col:col + w]
             out = _to_float(np.asarray(a), self.nodata)
         except (OSError, ValueError, IndexError) as exc:  # a memory map over a file truncated since
             raise SarzooError(f"{self.id}: failed to read window (row={row}, col={col}, {h}x{w}): "
                               f"{describe(exc)}") from exc
-        if out.shape != (h, w):
+        if out.shape != (self.channels, h, w):
             raise SarzooError(f"{self.id}: window (row={row}, col={col}, {h}x{w}) came back {out.shape}: "
                               f"the file changed since it was opened")
         return out
 
 
 class MemoryScene(Scene):
-    """An in-memory scene, optionally with its clean reflectivity (synthetic data, tests)."""
+    """An in-memory scene, ``(H, W)`` or ``(C, H, W)``, optionally with its clean reflectivity of the
+    same shape (synthetic data, tests)."""
 
     def __init__(self, scene_id: str, data: np.ndarray, clean: np.ndarray | None = None,
                  group: str | None = None, nodata: float | None = None):
         data = np.asarray(data)
-        if data.ndim != 2:
-            raise SarzooError(f"{scene_id}: expected a 2-D array, got shape {data.shape}")
+        if data.ndim not in (2, 3) or min(data.shape) < 1:
+            raise SarzooError(f"{scene_id}: expected a 2-D (H, W) or 3-D (C, H, W) array, got shape {data.shape}")
+        data = data[None] if data.ndim == 2 else data
         self.id, self.group = scene_id, group or scene_id
-        self.height, self.width = data.shape
+        self.channels, self.height, self.width = data.shape
         self.nodata = nodata
         self.data = data
-        self.clean = None if clean is None else np.asarray(clean, dtype=np.float32)
+        if clean is not None:
+            clean = np.asarray(clean, dtype=np.float32)
+            clean = clean[None] if clean.ndim == 2 else clean
+            if clean.shape != data.shape:
+                raise SarzooError(f"{scene_id}: clean reflectivity of shape {clean.shape} does not match the "
+                                  f"data's {data.shape}")
+        self.clean = clean
         self.has_clean = clean is not None
 
     def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
         self._check_window(row, col, h, w)
-        return _to_float(self.data[row:row + h, col:col + w], self.nodata)
+        return _to_float(self.data[:, row:row + h, col:col + w], self.nodata)
 
     def read_clean(self, row: int, col: int, h: int, w: int) -> np.ndarray | None:
         if self.clean is None:
             return None
         self._check_window(row, col, h, w)
-        return self.clean[row:row + h, col:col + w].copy()
+        return self.clean[:, row:row + h, col:col + w].copy()
 
 
 # --- opening and validating ----------------------------------------------------------------
 
 def _array_scenes(path: str, shape: tuple[int, ...], dtype: np.dtype, key: str | None, nodata: float | None,
-                  member: tuple[str, tuple[int, ...], np.dtype] | None = None) -> list[Scene]:
+                  member: tuple[str, tuple[int, ...], np.dtype] | None = None, channels: int = 1) -> list[Scene]:
     where = path if key is None else f"{path}:{key}"
     check_dtype(where, dtype)
-    hw, frames = check_shape(where, shape)
-    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member, dtype=np.dtype(dtype)) for f in frames]
+    hw, frames, c = check_shape(where, shape, channels)
+    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member, dtype=np.dtype(dtype), channels=c)
+            for f in frames]
 
 
-def _open_npy(path: str, st: os.stat_result, nodata: float | None) -> list[Scene]:
+def _open_npy(path: str, st: os.stat_result, nodata: float | None, channels: int = 1) -> list[Scene]:
     """Check the header and that the file holds every byte it declares, then memory-map it."""
     try:
         with open(path, "rb") as f:
@@ -353,7 +394,7 @@ def _open_npy(path: str, st: os.stat_result, nodata: float | None) -> list[Scene
     except OSError as exc:
         raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
     check_dtype(path, dtype)
-    check_shape(path, shape)
+    check_shape(path, shape, channels)
     need = offset + _npy_nbytes(shape, dtype)
     if st.st_size < need:
         raise SarzooError(f"{path}: truncated .npy file: its header declares {dtype} {shape} "
@@ -362,10 +403,10 @@ def _open_npy(path: str, st: os.stat_result, nodata: float | None) -> list[Scene
         a = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as exc:
         raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
-    return _array_scenes(path, a.shape, a.dtype, None, nodata)
+    return _array_scenes(path, a.shape, a.dtype, None, nodata, channels=channels)
 
 
-def _open_npz(path: str, nodata: float | None) -> list[Scene]:
+def _open_npz(path: str, nodata: float | None, channels: int = 1) -> list[Scene]:
     """Check every member from the zip directory and its ``.npy`` header, before decompressing any
     data: a member declaring more than ``MAX_WHOLE_BYTES`` is refused (it would be loaded whole),
     and one whose header disagrees with the zip entry's size is broken or hostile."""
@@ -394,13 +435,14 @@ def _open_npz(path: str, nodata: float | None) -> list[Scene]:
                 with zf.open(info) as f:
                     shape, dtype, offset = _read_npy_header(f, where)
                 check_dtype(where, dtype)
-                check_shape(where, shape)
+                check_shape(where, shape, channels)
                 need = offset + _npy_nbytes(shape, dtype)
                 if need != info.file_size:
                     raise SarzooError(f"{where}: its .npy header declares {dtype} {shape} ({need:,} bytes with "
                                       f"the header) but the zip entry holds {info.file_size:,} bytes: "
                                       f"the file is broken")
-                scenes.extend(_array_scenes(path, shape, dtype, key, nodata, member=(name, shape, dtype)))
+                scenes.extend(_array_scenes(path, shape, dtype, key, nodata, member=(name, shape, dtype),
+                                            channels=channels))
                 if len(scenes) > MAX_SCENES_PER_FILE:
                     raise SarzooError(f"{path}: holds more than {MAX_SCENES_PER_FILE:,} scenes (frames); "
                                       f"split it into several files")
@@ -418,7 +460,8 @@ def open_file(path: str | os.PathLike, nodata: float | None = None, band: int = 
 
     Only a regular file is opened (a FIFO or a device is refused from ``os.stat``), and every
     declared size, dtype and band count is checked from the header before any pixel is read.
-    ``channels`` (the recipe's ``input.channels``): a raster with more bands is refused.
+    ``channels`` (the recipe's ``input.channels``): a raster with more bands is refused, one with
+    exactly that many is one multi-channel scene, and arrays follow ``check_shape``'s rule.
     A Sentinel-1 SAFE product (folder or ``.zip``) is opened by ``sarzoo.data.safe`` with
     ``bands``/``calibration``; complex values are intensity, so ``domain`` must be ``intensity``
     for them; ``multilook`` (``[az, rg]``) averages looks (``sarzoo.data.complex``).
@@ -430,40 +473,19 @@ def open_file(path: str | os.PathLike, nodata: float | None = None, band: int = 
     if safe.is_product(path):
         scenes = safe.open_product(path, bands=bands, calibration=calibration, channels=channels, domain=domain)
         scenes = complex_data.detected(path, scenes, complex_input=False, domain=domain, looks=multilook)
-        return [_single_band(s) for s in scenes]
+        return scenes
     st = check_regular_file(path)
     if ext in RASTER_EXTS:
         scenes = [RasterScene(path, band=band, nodata=nodata, channels=channels)]
     elif ext == ".npy":
-        scenes = _open_npy(path, st, nodata)
+        scenes = _open_npy(path, st, nodata, channels or 1)
     elif ext == ".npz":
-        scenes = _open_npz(path, nodata)
+        scenes = _open_npz(path, nodata, channels or 1)
     else:
         raise SarzooError(f"{path}: unsupported file type {ext or '(no extension)'!r}; "
                           f"expected one of {', '.join(SUPPORTED_EXTS)} or a Sentinel-1 product (.SAFE, .zip)")
     complex_input = any(complex_data.is_complex(getattr(s, "dtype", None)) for s in scenes)
     return complex_data.detected(path, scenes, complex_input=complex_input, domain=domain, looks=multilook)
-
-
-# --- ADAPTER (issue 11 integration): remove when the pipeline reads (C, h, w) from every Scene ---------
-class _SingleBandView(Scene):
-    """A one-channel ``(1, h, w)`` scene (a single-polarisation SAFE product) read as ``(h, w)``,
-    because this branch's pipeline still reads single-band scenes as ``(h, w)``."""
-
-    def __init__(self, base: Scene):
-        self.base, self.id, self.group = base, base.id, base.group
-        self.height, self.width, self.channels, self.has_clean = base.height, base.width, 1, base.has_clean
-
-    def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
-        return self.base.read(row, col, h, w)[0]
-
-    def __repr__(self) -> str:
-        return repr(self.base)
-
-
-def _single_band(scene: Scene) -> Scene:
-    return _SingleBandView(scene) if scene.channels == 1 else scene
-# --- end of ADAPTER ----------------------------------------------------------------------------------
 
 
 def _search(directory: str) -> list[str]:

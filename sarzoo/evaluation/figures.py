@@ -8,6 +8,8 @@ reflectivity (the only way to tell speckle removal from lost structure).
 
 The figures come from ``sarzoo.metrics.batch_metrics``, the function training validation uses,
 so the patch level of ``sarzoo eval`` reproduces what a run logged for its validation split.
+Multi-channel images carry the same structure again per band under ``"channels"`` (the figures
+at the top are then the means over the bands).
 """
 from __future__ import annotations
 
@@ -23,23 +25,34 @@ METRICS = ("psnr", "ssim", "enl_ratio", "epi")
 CLEAN_METRICS = ("psnr", "ssim", "epi")
 
 
-def figures(x: Any, y: Any, ref: Any, mask: Any, prep: Any, clean: Any = None) -> dict[str, Any]:
-    """Model (``y``) and reference (``ref``) figures of an image or a batch of input ``x``, plus
-    ``clean`` {model, reference, input} when the clean reflectivity is given. A batch gives means
-    over its images (``batch_metrics``)."""
-    from sarzoo.metrics import batch_metrics
-
-    model = batch_metrics(x, y, mask, prep, clean)
-    reference = batch_metrics(x, ref, mask, prep, clean)
+def _assemble(model: dict[str, Any], reference: dict[str, Any], inp: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {k: model[k] for k in METRICS}
     out["reference"] = {k: reference[k] for k in METRICS}
-    if clean is not None:
-        # the speckled input measured as a reconstruction of the clean truth, the way batch_metrics
-        # measures the model's and the reference's (same argument order: clean first)
-        inp = batch_metrics(clean, x, mask)
+    if inp is not None:
         out["clean"] = {"model": {k: model[f"{k}_clean"] for k in CLEAN_METRICS},
                         "reference": {k: reference[f"{k}_clean"] for k in CLEAN_METRICS},
                         "input": {k: inp[k] for k in CLEAN_METRICS}}
+    return out
+
+
+def figures(x: Any, y: Any, ref: Any, mask: Any, prep: Any, clean: Any = None) -> dict[str, Any]:
+    """Model (``y``) and reference (``ref``) figures of an image or a batch of input ``x``, plus
+    ``clean`` {model, reference, input} when the clean reflectivity is given. A batch gives means
+    over its images (``batch_metrics``); ``prep`` may be one per image (per-scene ranges). Several
+    channels: the means over bands, and ``"channels"``: the same figures per band name."""
+    from sarzoo.metrics import band_names, batch_metrics
+
+    c = 1 if len(x.shape) < 3 else int(x.shape[-3])
+    bands = band_names(c, prep) if c > 1 else None
+    model = batch_metrics(x, y, mask, prep, clean, bands=bands)
+    reference = batch_metrics(x, ref, mask, prep, clean, bands=bands)
+    # the speckled input measured as a reconstruction of the clean truth, the way batch_metrics
+    # measures the model's and the reference's (same argument order: clean first)
+    inp = None if clean is None else batch_metrics(clean, x, mask, bands=bands)
+    out = _assemble(model, reference, inp)
+    if "channels" in model:
+        out["channels"] = {b: _assemble(model["channels"][b], reference["channels"][b],
+                                        None if inp is None else inp["channels"][b]) for b in model["channels"]}
     return out
 
 
@@ -66,4 +79,10 @@ def summarise(items: Sequence[dict[str, Any]], weights: Sequence[float] | None =
         cw = [wi for _, wi in with_clean]
         s["clean"] = {who: {k: _mean([it["clean"][who].get(k) for it, _ in with_clean], cw) for k in CLEAN_METRICS}
                       for who in ("model", "reference", "input")}
+    if items and items[0].get("channels"):
+        s["channels"] = {}
+        for band in items[0]["channels"]:
+            per = summarise([it["channels"][band] for it in items], w)
+            per.pop("n_images")
+            s["channels"][band] = per
     return s

@@ -84,6 +84,8 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
                  "n_scenes": len(ed.regions), "n_patches": len(ed.patches),
                  "preprocessing": ed.preprocessing.to_dict()},
     }
+    if ed.scene_preprocessing:  # per_scene: the range each scene was read (and its output written) with
+        report["data"]["scene_clip_db"] = {sid: _clip_db(p) for sid, p in ed.scene_preprocessing.items()}
     patch_clips: dict[str, list[int]] = {}
     scene_clips: dict[str, list[int]] = {}
     if patches and ed.patches:
@@ -101,8 +103,9 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
                           "--set data.min_valid=0 or evaluate full scenes")
     for k in (*METRICS, "n_images", "reference"):
         report[k] = top[k]
-    if "clean" in top:
-        report["clean"] = top["clean"]
+    for k in ("clean", "channels"):
+        if k in top:
+            report[k] = top[k]
     report["level"] = "scenes" if scenes else "patches"
     report["beats_reference"] = {k: (None if report[k] is None or report["reference"][k] is None
                                      else bool(report[k] > report["reference"][k])) for k in ("psnr", "ssim")}
@@ -110,6 +113,10 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     if out_dir is not None:
         outputs.write_metrics(out_dir, report)
     return report
+
+
+def _clip_db(prep: Any) -> dict[str, Any]:
+    return {"vmin": prep.vmin, "vmax": prep.vmax}
 
 
 def _count_clips(clips: dict[str, list[int]], where: str, x: Any, m: Any) -> None:
@@ -142,7 +149,7 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
     from sarzoo.metrics import classical_reference
 
     latent_numel = math.prod(model.latent_shape)
-    ds = PatchDataset(ed.patches, ed.preprocessing)
+    ds = PatchDataset(ed.patches, ed.preprocessing, scene_preprocessing=ed.scene_preprocessing)
     per_batch, sizes = [], []
     for b in range(0, len(ds), batch_size):
         items = [ds[i] for i in range(b, min(b + batch_size, len(ds)))]
@@ -153,7 +160,8 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
             _count_clips(clips, ds.patches[b + j].region.scene.group, it["x"], it["mask"])
         yb = fastpath.forward(model, xb)[0].float().clamp(0, 1).cpu()
         rb = classical_reference(xb, latent_numel)
-        per_batch.append(figures(xb, yb, rb, mb, ed.preprocessing, cb))
+        prep = ds.item_preprocessing([it["scene"] for it in items])
+        per_batch.append(figures(xb, yb, rb, mb, prep, cb))
         sizes.append(len(items))
     return summarise(per_batch, sizes)
 
@@ -166,13 +174,13 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
     from sarzoo.inference import reconstruct
     from sarzoo.metrics import classical_reference
 
-    prep = ed.preprocessing
     ratio = float(model.compression_ratio)
     items: list[dict[str, Any]] = []
     writers: dict[str, outputs.SceneWriter] = {}
     try:
         for reg in ed.regions:
             for piece in pieces(reg, window, tile):
+                prep = ed.prep_for(piece.scene.id)
                 raw = piece.scene.read(piece.row, piece.col, piece.height, piece.width)
                 x, m = prep.forward(raw)
                 _count_clips(clips, piece.scene.group, x, m)
@@ -184,6 +192,8 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
                 # the reference gets the same count of numbers per pixel as the model's latent
                 r = classical_reference(x, max(1, round(x.size / ratio)))
                 it = {"id": piece.id, "shape": [piece.height, piece.width], **figures(x, y, r, m, prep, clean)}
+                if ed.scene_preprocessing:
+                    it["clip_db"] = _clip_db(prep)
                 items.append(it)
                 if out_dir is not None:
                     png = outputs.write_image_panels(out_dir, len(items) - 1, piece.id, x, y, r, m, clean)

@@ -3,7 +3,9 @@ files, the preprocessing that reads them, and the windows a large scene is measu
 
 Data and preprocessing follow the checkpoint: without ``--data`` the split the training used is
 rebuilt from the stored ``data:`` section (same seed, same synthetic scenes), and the stored
-clip range is used, never refitted (a refit on other data would change what the model sees).
+clip range is used, never refitted (a refit on other data would change what the model sees) —
+except for a checkpoint trained with ``clip.mode: per_scene``, whose model saw every scene in its
+own range: each scene evaluated is then refitted the same way (``scene_preprocessing``).
 ``--heldout N`` swaps the data for N scenes of the synthetic generator's held-out profile, at the
 checkpoint's scene size and seed: scenes unlike any the model trained on, to see how it transfers.
 """
@@ -30,6 +32,11 @@ class EvalData(NamedTuple):
     config: dict
     description: str
     preprocessing: Any    # the stored one, with --set data.domain/nodata applied
+    scene_preprocessing: dict = {}   # per_scene checkpoints: each scene's own, by scene id
+
+    def prep_for(self, scene_id: str) -> Any:
+        """The preprocessing that reads scene ``scene_id``."""
+        return self.scene_preprocessing.get(scene_id, self.preprocessing)
 
 
 def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
@@ -42,7 +49,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole; with
     ``heldout`` that many held-out synthetic scenes, whole.
     """
-    from sarzoo.data.dataset import open_scenes, patches_of
+    from sarzoo.data.dataset import open_scenes, patches_of, scene_preprocessing
     from sarzoo.data.patches import Region, split_scenes
 
     _check_heldout(heldout, data, split)
@@ -64,6 +71,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
             raise SarzooError(f"the checkpoint's data has no {split} scenes (data.val_fraction = "
                               f"{cfg['val_fraction']}); use --split train/all or --data")
     patches = patches_of(regions, cfg, prep)
+    per_scene = scene_preprocessing([r.scene for r in regions], prep)[0] if prep.per_scene else {}
     if synthetic:
         syn = cfg["synthetic"]
         size = f"{syn['n_scenes']} scenes {syn['size']}×{syn['size']} (seed {cfg['seed']}"
@@ -79,7 +87,7 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
         more = " …" if len(cfg["paths"]) > 3 else ""
         desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + more
                 + ("" if data else f" ({split} split)"))
-    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep)
+    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep, per_scene)
 
 
 def _check_heldout(heldout: int | None, data: Sequence[str] | None, split: str | None) -> None:

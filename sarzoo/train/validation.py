@@ -63,7 +63,11 @@ class Validation:
                 loss, parts = self.loss_fn(x_hat, x, mask)
                 add("loss", float(loss), n)
                 add("mse", float(parts["mse"]), n)
-                for k, v in M.batch_metrics(x, x_hat, mask, self.preprocessing, batch.get("clean")).items():
+                # per_scene: each image in its own scene's range (ENL); several bands: "psnr/VV" beside the mean
+                prep = self.val_ds.item_preprocessing(batch["scene"]) if hasattr(self.val_ds, "item_preprocessing") \
+                    else self.preprocessing
+                figures = M.batch_metrics(x, x_hat, mask, prep, batch.get("clean"))
+                for k, v in M.flatten_channels(figures).items():
                     add(k, v, n)
                 if "clean" in batch and reference:
                     add("psnr_clean_input", M.psnr(batch["clean"], x, mask), n)
