@@ -75,7 +75,7 @@ def test_bands_choose_polarisations_in_order(grd):
     both = open_file(grd.path, channels=2)[0].read(3, 4, 5, 6)
     np.testing.assert_array_equal(s.read(3, 4, 5, 6), both[::-1])
     (one,) = open_file(grd.path, channels=1, bands=["VH"])
-    np.testing.assert_array_equal(one.read(3, 4, 5, 6), both[1])  # one band: (h, w) in this branch's pipeline
+    np.testing.assert_array_equal(one.read(3, 4, 5, 6), both[1:2])  # one band: (1, h, w)
 
 
 def test_zip_of_the_product_opens_too(grd, tmp_path):
@@ -105,13 +105,13 @@ def test_slc_swaths_are_scenes_and_multilook(tmp_path):
     assert [s.id for s in scenes] == [f"{prod.path}:IW1", f"{prod.path}:IW2"]
     assert {s.group for s in scenes} == {str(prod.path)}  # one product, one side of the split
     for s, swath in zip(scenes, ("IW1", "IW2")):
-        np.testing.assert_allclose(s.read(0, 0, 20, 24), expected(prod, swath, "VV", "sigma0", range(20), range(24)),
+        np.testing.assert_allclose(s.read(0, 0, 20, 24)[0], expected(prod, swath, "VV", "sigma0", range(20), range(24)),
                                    rtol=1e-6)
     (ml, _) = open_file(prod.path, channels=1, multilook=[2, 4])
     assert ml.shape == (10, 6)
     full = expected(prod, "IW1", "VV", "sigma0", range(20), range(24))
     full[full == 0] = np.nan  # exact zeros are no-data, left out of a block
-    np.testing.assert_allclose(ml.read(0, 0, 10, 6), np.nanmean(full.reshape(10, 2, 6, 4), axis=(1, 3)), rtol=1e-5)
+    np.testing.assert_allclose(ml.read(0, 0, 10, 6)[0], np.nanmean(full.reshape(10, 2, 6, 4), axis=(1, 3)), rtol=1e-5)
 
 
 def test_single_pol_product_trains_through_build_datasets(tmp_path):
