@@ -179,7 +179,7 @@ def open_scenes(cfg: dict[str, Any], channels: int = 1) -> list[Scene]:
         return synthetic_scenes(syn["n_scenes"], syn["size"], syn["looks"], cfg["seed"], channels=channels,
                                 correlation=syn["correlation"], texture=syn["texture"],
                                 texture_fraction=syn["texture_fraction"], profile=syn["profile"])
-    scenes = open_sources(cfg["paths"], nodata=cfg["nodata"], channels=channels, domain=cfg["domain"],
+    scenes = open_sources(cfg["paths"], nodata=cfg["nodata"], channels=channels, domain=cfg.get("domain", "intensity"),
                           bands=bands, calibration=cfg.get("calibration", "sigma0"), multilook=cfg.get("multilook"))
     return assemble(scenes, channels, bands)
 
