@@ -26,12 +26,9 @@ from __future__ import annotations
 
 import glob
 import os
-import stat
 import warnings
-import zipfile
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -39,130 +36,34 @@ from sarzoo.data import complex as complex_data
 from sarzoo.data import safe
 
 # MAX_OPEN_FILES, MAX_SCENE_PIXELS and _HandleCache lived here before scene.py: still importable from here
-from sarzoo.data.scene import (
+# The array readers and the shared checks have their own modules; these names stay importable from here.
+from sarzoo.data.arrays import _NPZ_ARRAYS, MAX_NPY_HEADER, MAX_WHOLE_BYTES, ArrayScene, _open_npy, _open_npz  # noqa: F401
+from sarzoo.data.scene import (  # noqa: F401
     _HANDLES,
-    MAX_OPEN_FILES,  # noqa: F401
-    MAX_SCENE_PIXELS,  # noqa: F401
+    ARRAY_EXTS,
+    MAX_OPEN_FILES,
+    MAX_SCENE_PIXELS,
+    MAX_SCENES_PER_FILE,
+    RASTER_EXTS,
+    SUPPORTED_EXTS,
     Scene,
-    _HandleCache,  # noqa: F401
+    _HandleCache,
+    _nodata_match,
+    _to_float,
+    check_dtype,
+    check_regular_file,
     check_scene_size,
+    check_shape,
 )
-from sarzoo.errors import SarzooError, describe
+from sarzoo.errors import SarzooError
 
-RASTER_EXTS = (".tif", ".tiff", ".gtiff", ".png")
-ARRAY_EXTS = (".npy", ".npz")
-SUPPORTED_EXTS = RASTER_EXTS + ARRAY_EXTS
 #: ... and a Sentinel-1 product's zip (``sarzoo.data.safe``), when named or matched by a glob
 ACCEPTED_EXTS = SUPPORTED_EXTS + (".zip",)
 
-#: Largest array read whole into memory (decompressed bytes): a ``.npz`` member. Anything larger
-#: must be a file that can be read by window (``.npy`` is memory-mapped, GeoTIFF is tiled/stripped).
-MAX_WHOLE_BYTES = 512 * 2**20
-#: Most scenes one file may declare (frames of an ``(N, H, W)`` stack, members of a ``.npz``).
-MAX_SCENES_PER_FILE = 100_000
-#: Largest ``.npy`` header read (numpy's own default limit).
-MAX_NPY_HEADER = 10_000
-
-
-def _mib(n: int | float) -> str:
-    return f"{n / 2**20:,.1f} MiB"
-
-
-def check_regular_file(path: str) -> os.stat_result:
-    """``os.stat`` of ``path`` if it is a regular file; ``SarzooError`` otherwise, without opening it.
-
-    Why ``stat`` and not ``open``: opening a FIFO blocks until a writer appears, and a device
-    such as ``/dev/zero`` never ends; neither is data a scene can be cut from.
-    """
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise SarzooError(f"{path}: cannot access file ({exc.strerror or exc})") from exc
-    if stat.S_ISREG(st.st_mode):
-        return st
-    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
-            else "a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
-            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-    raise SarzooError(f"{path}: is {kind}, not a regular data file; give files, directories or glob patterns "
-                      f"of {', '.join(SUPPORTED_EXTS)} files")
-
-
-def check_dtype(where: str, dtype: Any) -> np.dtype:
-    """The dtype if sarzoo can read it as float32 values (integers, floats, complex as |z|²)."""
-    dt = np.dtype(dtype)
-    if dt.kind in "iufc" and dt.fields is None and not dt.shape:
-        return dt
-    what = {"O": "object: Python objects, never loaded as that needs pickle", "b": "bool", "U": "str",
-            "S": "bytes", "V": "structured", "M": "datetime", "m": "timedelta"}.get(dt.kind, "not numeric")
-    raise SarzooError(f"{where}: array dtype {dt} ({what}) is not supported; expected integer, float or "
-                      f"complex values (complex is read as intensity |z|²)")
-
-
-def check_shape(where: str, shape: tuple[int, ...], channels: int = 1
-                ) -> tuple[tuple[int, int], list[int | None], int]:
-    """``((H, W), frames, C)`` of an array after checking the declared sizes.
-
-    The rule (``channels`` is the recipe's ``input.channels``): ``(H, W)`` is one single-band scene;
-    with one channel ``(N, H, W)`` is N frames (as always); with C > 1 channels ``(C, H, W)`` is one
-    C-band scene and ``(N, C, H, W)`` N of them. An ``(N, H, W)`` whose N is not C is refused then:
-    it cannot be told from a stack of single-band frames.
-    """
-    shape = tuple(int(d) for d in shape)
-    if shape and min(shape) < 1:
-        raise SarzooError(f"{where}: empty array of shape {shape}")
-    c, n = 1, None  # n: frames of a stack (None: the array is one scene)
-    if len(shape) == 2:
-        hw = shape
-    elif len(shape) == 3 and channels == 1:
-        hw, n = shape[1:], shape[0]
-    elif len(shape) == 3 and shape[0] == channels:
-        hw, c = shape[1:], channels
-    elif len(shape) == 4 and channels > 1 and shape[1] == channels:
-        hw, n, c = shape[2:], shape[0], channels
-    elif len(shape) in (3, 4) and channels > 1:
-        want = f"({channels}, H, W) or (N, {channels}, H, W)"
-        raise SarzooError(f"{where}: shape {shape} does not hold the recipe's input.channels = {channels} bands: "
-                          f"expected {want} (bands on the first axis of a scene), or (H, W) single-band arrays "
-                          f"grouped by band name (data.bands)")
-    else:
-        more = " (N, C, H, W) stacks need input.channels = C > 1;" if len(shape) == 4 else ""
-        raise SarzooError(f"{where}: expected (H, W) or (N, H, W) array, got {len(shape)}-D shape {shape};{more} "
-                          f"see docs/data.md")
-    if n is not None and n > MAX_SCENES_PER_FILE:
-        raise SarzooError(f"{where}: declares {n:,} frames (shape {shape}), more than the "
-                          f"{MAX_SCENES_PER_FILE:,} one file may hold; split it into several files")
-    check_scene_size(where, hw[0], hw[1])
-    return (hw[0], hw[1]), [None] if n is None else list(range(n)), c
 
 
 def _ext(path: str) -> str:
     return Path(path).suffix.lower()
-
-
-def _nodata_match(a: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """Where ``a`` equals ``nodata``, compared in ``a``'s own dtype so float32 values match exactly."""
-    if nodata is None:
-        return None
-    if np.isnan(nodata):
-        return np.isnan(a) if a.dtype.kind in "fc" else None
-    if a.dtype.kind in "fc":
-        return a == np.asarray(nodata).astype(a.dtype)
-    if a.dtype.kind in "iu" and float(nodata).is_integer():
-        info = np.iinfo(a.dtype)
-        return a == int(nodata) if info.min <= nodata <= info.max else None
-    return None
-
-
-def _to_float(a: np.ndarray, nodata: float | None) -> np.ndarray:
-    """float32 with ``nodata`` replaced by NaN; complex (SLC) data becomes intensity |z|²."""
-    bad = _nodata_match(a, nodata)
-    if np.iscomplexobj(a):
-        out = a.real.astype(np.float32) ** 2 + a.imag.astype(np.float32) ** 2
-    else:
-        out = a.astype(np.float32, copy=True)
-    if bad is not None and bad.any():
-        out[bad] = np.nan
-    return out
 
 
 class RasterScene(Scene):
@@ -231,116 +132,6 @@ class RasterScene(Scene):
         return np.stack([_to_float(b, nd) for b, nd in zip(a, self.nodatas)])  # a nodata value per band
 
 
-class _ArrayCache:
-    """``.npz`` members loaded whole, most recently used first, at most ``MAX_WHOLE_BYTES`` in all
-    (the latest one is always kept): the first patch read of a member loads it anyway."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.items: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-
-    def get(self, key: tuple[str, str], loader: Callable[[], np.ndarray]) -> np.ndarray:
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        a = loader()
-        self.items[key] = a
-        while len(self.items) > 1 and sum(v.nbytes for v in self.items.values()) > self.max_bytes:
-            self.items.popitem(last=False)
-        return a
-
-    def clear(self) -> None:
-        self.items.clear()
-
-
-_NPZ_ARRAYS = _ArrayCache(MAX_WHOLE_BYTES)
-
-
-def _read_npy_header(fp: Any, where: str) -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, data offset)`` from a ``.npy`` header, reading only the header's bytes."""
-    from numpy.lib import format as npf
-
-    start = fp.tell()
-    try:
-        version = npf.read_magic(fp)
-        if version == (1, 0):
-            shape, _fortran, dtype = npf.read_array_header_1_0(fp, max_header_size=MAX_NPY_HEADER)
-        elif version in ((2, 0), (3, 0)):
-            shape, _fortran, dtype = npf.read_array_header_2_0(fp, max_header_size=MAX_NPY_HEADER)
-        else:
-            raise ValueError(f"unknown .npy format version {version}")
-    except Exception as exc:
-        raise SarzooError(f"{where}: not a readable .npy array ({describe(exc)})") from exc
-    return tuple(int(d) for d in shape), check_dtype(where, dtype), fp.tell() - start
-
-
-def _npy_nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
-    n = dtype.itemsize
-    for d in shape:
-        n *= d
-    return n
-
-
-def _load_npz_member(path: str, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """A ``.npz`` member, decompressed whole (it was checked to be at most ``MAX_WHOLE_BYTES``)."""
-    from numpy.lib import format as npf
-
-    with zipfile.ZipFile(path) as zf, zf.open(name) as f:
-        a = npf.read_array(f, allow_pickle=False, max_header_size=MAX_NPY_HEADER)
-    if shape is not None and (a.shape != shape or a.dtype != dtype):
-        raise ValueError(f"holds {a.dtype} {a.shape}, was {dtype} {shape} when opened: the file changed")
-    return a
-
-
-class ArrayScene(Scene):
-    """A 2-D array, one frame of an ``(N, H, W)`` stack, or a ``(C, H, W)`` scene / frame of an
-    ``(N, C, H, W)`` stack (``channels`` C > 1), from ``.npy`` (memory-mapped) or ``.npz``."""
-
-    def __init__(self, path: str, frame: int | None, shape: tuple[int, int], key: str | None = None,
-                 nodata: float | None = None, member: tuple[str, tuple[int, ...], np.dtype] | None = None,
-                 dtype: np.dtype | None = None, channels: int = 1):
-        self.path, self.frame, self.key = str(path), frame, key
-        self.dtype = dtype  # the file's, as validated (complex: read as |z|²)
-        self.channels = int(channels)
-        base = self.path if key is None else f"{self.path}:{key}"
-        self.id = base if frame is None else f"{base}[{frame}]"
-        self.group = self.path
-        self.height, self.width = int(shape[0]), int(shape[1])
-        self.nodata = nodata
-        self.member = member  # .npz: (zip member name, shape, dtype) as validated
-
-    def _array(self) -> np.ndarray:
-        if self.key is not None:
-            name, shape, dtype = self.member or (self.key + ".npy", None, None)
-            try:
-                return _NPZ_ARRAYS.get((self.path, name), lambda: _load_npz_member(self.path, name, shape, dtype))
-            except Exception as exc:
-                raise SarzooError(f"{self.path}: cannot read array {self.key!r} ({describe(exc)})") from exc
-
-        def opener() -> np.ndarray:
-            try:
-                return np.load(self.path, mmap_mode="r", allow_pickle=False)
-            except Exception as exc:
-                raise SarzooError(f"{self.path}: cannot read .npy file ({describe(exc)})") from exc
-
-        return _HANDLES.get(("npy", self.path), opener)
-
-    def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
-        self._check_window(row, col, h, w)
-        a = self._array()
-        try:
-            a = a if self.frame is None else a[self.frame]
-            a = a[None, row:row + h, col:col + w] if a.ndim == 2 else a[:, row:row + h, col:col + w]
-            out = _to_float(np.asarray(a), self.nodata)
-        except (OSError, ValueError, IndexError) as exc:  # a memory map over a file truncated since
-            raise SarzooError(f"{self.id}: failed to read window (row={row}, col={col}, {h}x{w}): "
-                              f"{describe(exc)}") from exc
-        if out.shape != (self.channels, h, w):
-            raise SarzooError(f"{self.id}: window (row={row}, col={col}, {h}x{w}) came back {out.shape}: "
-                              f"the file changed since it was opened")
-        return out
-
-
 class MemoryScene(Scene):
     """An in-memory scene, ``(H, W)`` or ``(C, H, W)``, optionally with its clean reflectivity of the
     same shape (synthetic data, tests)."""
@@ -376,82 +167,6 @@ class MemoryScene(Scene):
 
 
 # --- opening and validating ----------------------------------------------------------------
-
-def _array_scenes(path: str, shape: tuple[int, ...], dtype: np.dtype, key: str | None, nodata: float | None,
-                  member: tuple[str, tuple[int, ...], np.dtype] | None = None, channels: int = 1) -> list[Scene]:
-    where = path if key is None else f"{path}:{key}"
-    check_dtype(where, dtype)
-    hw, frames, c = check_shape(where, shape, channels)
-    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member, dtype=np.dtype(dtype), channels=c)
-            for f in frames]
-
-
-def _open_npy(path: str, st: os.stat_result, nodata: float | None, channels: int = 1) -> list[Scene]:
-    """Check the header and that the file holds every byte it declares, then memory-map it."""
-    try:
-        with open(path, "rb") as f:
-            shape, dtype, offset = _read_npy_header(f, path)
-    except OSError as exc:
-        raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
-    check_dtype(path, dtype)
-    check_shape(path, shape, channels)
-    need = offset + _npy_nbytes(shape, dtype)
-    if st.st_size < need:
-        raise SarzooError(f"{path}: truncated .npy file: its header declares {dtype} {shape} "
-                          f"({need:,} bytes with the header), the file has {st.st_size:,} bytes")
-    try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
-        raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
-    return _array_scenes(path, a.shape, a.dtype, None, nodata, channels=channels)
-
-
-def _open_npz(path: str, nodata: float | None, channels: int = 1) -> list[Scene]:
-    """Check every member from the zip directory and its ``.npy`` header, before decompressing any
-    data: a member declaring more than ``MAX_WHOLE_BYTES`` is refused (it would be loaded whole),
-    and one whose header disagrees with the zip entry's size is broken or hostile."""
-    scenes: list[Scene] = []
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
-            if not infos:
-                raise SarzooError(f"{path}: .npz file holds no array")
-            if len(infos) > MAX_SCENES_PER_FILE:
-                raise SarzooError(f"{path}: .npz file holds {len(infos):,} members, more than the "
-                                  f"{MAX_SCENES_PER_FILE:,} one file may hold")
-            for info in infos:
-                name = info.filename
-                if not name.endswith(".npy"):
-                    raise SarzooError(f"{path}: member {name!r} is not a .npy array (a .npz holds only "
-                                      f".npy members, as numpy.savez writes them)")
-                key = name[:-4]
-                where = f"{path}:{key}"
-                if info.file_size > MAX_WHOLE_BYTES:
-                    raise SarzooError(
-                        f"{where}: the zip directory declares {_mib(info.file_size)} uncompressed "
-                        f"({_mib(info.compress_size)} compressed); a .npz member is read whole and at most "
-                        f"{_mib(MAX_WHOLE_BYTES)} is; convert it to .npy (memory-mapped) or a tiled GeoTIFF, "
-                        f"which are read window by window")
-                with zf.open(info) as f:
-                    shape, dtype, offset = _read_npy_header(f, where)
-                check_dtype(where, dtype)
-                check_shape(where, shape, channels)
-                need = offset + _npy_nbytes(shape, dtype)
-                if need != info.file_size:
-                    raise SarzooError(f"{where}: its .npy header declares {dtype} {shape} ({need:,} bytes with "
-                                      f"the header) but the zip entry holds {info.file_size:,} bytes: "
-                                      f"the file is broken")
-                scenes.extend(_array_scenes(path, shape, dtype, key, nodata, member=(name, shape, dtype),
-                                            channels=channels))
-                if len(scenes) > MAX_SCENES_PER_FILE:
-                    raise SarzooError(f"{path}: holds more than {MAX_SCENES_PER_FILE:,} scenes (frames); "
-                                      f"split it into several files")
-    except SarzooError:
-        raise
-    except Exception as exc:  # BadZipFile, encrypted or unsupported compression, truncated data
-        raise SarzooError(f"{path}: cannot read .npz file ({describe(exc)})") from exc
-    return scenes
-
 
 def open_file(path: str | os.PathLike, nodata: float | None = None, band: int = 1,
               channels: int | None = None, *, domain: str = "intensity", bands: Sequence[str] | None = None,
