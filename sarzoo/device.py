@@ -5,6 +5,8 @@ import the training loop.
 """
 from __future__ import annotations
 
+import os
+
 import torch
 
 from sarzoo.errors import SarzooError
@@ -30,10 +32,6 @@ def cpu_has_native_bf16() -> bool:
     ``ONEDNN_MAX_CPU_ISA=AVX2``) runs as an AVX2-only CPU would, so it gets that CPU's fp32 choice.
     Why honour the caps: they are how an AVX2-only machine is reproduced on a newer one (the
     benchmarks in docs/performance.md), and how a user sidesteps a misbehaving bf16 kernel."""
-    import os
-
-    import torch
-
     if not torch.backends.cpu.get_cpu_capability().upper().startswith("AVX512"):
         return False
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper() in {"SSE41", "AVX", "AVX2", "AVX2_VNNI",

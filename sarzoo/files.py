@@ -8,6 +8,7 @@ the target (``os.replace``, atomic on POSIX and Windows), and the directory is f
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Callable
@@ -39,6 +40,14 @@ def _chmod_like_new_file(path: str) -> None:
         os.chmod(path, 0o666 & ~umask)
     except OSError:
         pass
+
+
+def file_kind(mode: int) -> str:
+    """What a path that is not a regular file is ("a FIFO (named pipe)", ...), from ``os.stat``'s
+    ``st_mode``: the words every refusal of a non-regular input (data file, checkpoint) uses."""
+    return ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None],

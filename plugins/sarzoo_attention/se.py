@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from sarzoo_attention._fused import autocast_dtype, fused_available, needs_grad, se_forward, se_fused
+from sarzoo_attention._fused import autocast_dtype, fused_available, se_fused
 
 
 class SqueezeExcite(nn.Module):
@@ -25,10 +25,7 @@ class SqueezeExcite(nn.Module):
         if not fused_available():
             return self.reference(x)
         params = (self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
-        amp = autocast_dtype(x.device.type)
-        if needs_grad(x, *params):
-            return se_fused(x, *params, amp)
-        return se_forward(x, *params, amp)[0]
+        return se_fused(x, *params, autocast_dtype(x.device.type))
 
     def reference(self, x):
         """The plain formulation, differentiated by autograd: what ``forward`` must equal."""

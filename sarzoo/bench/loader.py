@@ -100,8 +100,7 @@ def _as_npy_files(train_ds, val_ds, data_cfg: dict[str, Any], folder: Path) -> d
 
     scenes = {p.region.scene.id: p.region.scene for ds in (train_ds, val_ds) for p in ds.patches}
     for i, scene in enumerate(scenes.values()):
-        a = np.asarray(scene.data, dtype=np.float32)  # (C, H, W); one channel is saved (H, W), one scene per file
-        np.save(folder / f"scene_{i:05d}.npy", a[0] if a.shape[0] == 1 else a)
+        np.save(folder / f"scene_{i:05d}.npy", np.asarray(scene.data, dtype=np.float32))  # (C, H, W)
     cfg = copy.deepcopy(data_cfg)
     cfg.update(paths=[str(folder)], domain="intensity")
     return cfg

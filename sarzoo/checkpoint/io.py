@@ -19,7 +19,7 @@ import torch
 from sarzoo.checkpoint.schema import FORMAT, LEGACY_MODEL_FORMAT
 from sarzoo.checkpoint.validate import validate
 from sarzoo.errors import SarzooError, first_line
-from sarzoo.files import atomic_write
+from sarzoo.files import atomic_write, file_kind
 
 #: What a run directory means, by purpose (see the module docstring).
 RUN_DIR_FILES = {"model": ("best.pt", "last.pt"), "resume": ("last.pt",)}
@@ -139,11 +139,8 @@ def _open_regular(p: Path):
     except OSError as exc:
         raise SarzooError(f"{p}: cannot read it ({exc.strerror or exc})") from None
     if not stat.S_ISREG(st.st_mode):
-        what = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
-                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
-                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-        raise SarzooError(f"{p}: is {what}, not a checkpoint file; give the best.pt or last.pt of a run "
-                          f"(nothing was read from it)")
+        raise SarzooError(f"{p}: is {file_kind(st.st_mode)}, not a checkpoint file; give the best.pt or "
+                          f"last.pt of a run (nothing was read from it)")
     try:
         # O_NONBLOCK: should the path have been swapped for a FIFO since the stat, opening it does not
         # wait for a writer, and the fstat below refuses it
@@ -237,15 +234,13 @@ def model_from_checkpoint(ckpt: dict[str, Any], device: Any = "cpu"):
 
 
 def preprocessing_of(ckpt: dict[str, Any]):
-    """The checkpoint's ``Preprocessing``. A model file has no fitted clip range: it gets the fixed
-    clip of its recipe's ``data:`` section (``clip.vmin``/``clip.vmax``) and its domain."""
+    """The ``Preprocessing`` of a checkpoint returned by ``read`` (its recipe is the resolved one,
+    ``_plan`` its plan). A model file has no fitted clip range: it gets the fixed clip of its
+    recipe's ``data:`` section (``clip.vmin``/``clip.vmax``) and its domain."""
     from sarzoo.data.preprocess import Preprocessing
 
     if ckpt.get("preprocessing") is not None:
         return Preprocessing.from_dict(ckpt["preprocessing"])
-    from sarzoo.config import defaults
     from sarzoo.data.dataset import base_preprocessing
 
-    data = {**defaults("data"), **(ckpt["recipe"].get("data") or {})}
-    data["clip"] = {**defaults("data")["clip"], **(data.get("clip") or {})}
-    return base_preprocessing(data, int((ckpt["recipe"].get("input") or {}).get("channels") or 1))
+    return base_preprocessing(ckpt["recipe"]["data"], int(ckpt["_plan"].input_shape[0]))

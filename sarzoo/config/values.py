@@ -67,14 +67,8 @@ def _as(value: Any, name: Any) -> tuple[bool, Any]:
         return ok, list(value) if ok else value
     if name == "range":
         # a number (fixed) or [low, high] (drawn from); kept as written so a resolved recipe reads back
-        ok, v = _as(value, "float")
-        if ok:
-            return True, v
-        if isinstance(value, list) and len(value) == 2:
-            pair = [_as(v, "float") for v in value]
-            if all(ok for ok, _ in pair):
-                return True, [v for _, v in pair]
-        return False, value
+        ok, v = _as(value, "numbers")
+        return (ok, v) if ok and (not isinstance(v, list) or len(v) == 2) else (False, value)
     if name == "numbers":  # one number for every channel, or one per channel
         if not isinstance(value, list):
             return _as(value, "float")
@@ -122,7 +116,8 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
             break
     else:
         raise Invalid(f"must be {_expected(names)}, got {type(value).__name__} {value!r}")
-    for v in (value if isinstance(value, list) and ("range" in names or "numbers" in names) else [value]):
+    items = value if isinstance(value, list) and {"size2", "range", "numbers"} & set(names) else [value]
+    for v in items:
         if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
             raise Invalid(f"must be a finite number, got {v!r}")
     if isinstance(value, list) and "range" in names and value[0] > value[1]:
@@ -132,7 +127,7 @@ def check(value: Any, types: Any, *, choices: Sequence[Any] | None = None, min: 
 
         raise Invalid(f"must be one of {', '.join(map(repr, choices))}, got {value!r}."
                       + did_you_mean(value, choices))
-    for v in (value if isinstance(value, list) and ({"size2", "range", "numbers"} & set(names)) else [value]):
+    for v in items:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             if min is not None and v < min:
                 raise Invalid(f"must be >= {min:g}, got {v!r}")

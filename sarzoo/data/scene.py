@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sarzoo.errors import SarzooError
+from sarzoo.files import file_kind
 
 #: Largest scene (pixels, one band): 4·10⁹, about ten Sentinel-1 GRD scenes. A larger declared
 #: size is a broken or hostile header; streaming passes over it would run for hours.
@@ -135,11 +136,8 @@ def check_regular_file(path: str) -> os.stat_result:
         raise SarzooError(f"{path}: cannot access file ({exc.strerror or exc})") from exc
     if stat.S_ISREG(st.st_mode):
         return st
-    kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode)
-            else "a character device" if stat.S_ISCHR(st.st_mode) else "a block device" if stat.S_ISBLK(st.st_mode)
-            else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
-    raise SarzooError(f"{path}: is {kind}, not a regular data file; give files, directories or glob patterns "
-                      f"of {', '.join(SUPPORTED_EXTS)} files")
+    raise SarzooError(f"{path}: is {file_kind(st.st_mode)}, not a regular data file; give files, directories "
+                      f"or glob patterns of {', '.join(SUPPORTED_EXTS)} files")
 
 
 def check_dtype(where: str, dtype: Any) -> np.dtype:

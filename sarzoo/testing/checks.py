@@ -104,11 +104,12 @@ def _kind_rule_problem(component: Component, in_shape, args, declared) -> str | 
 
 
 # -- the checks --------------------------------------------------------------------------------
-def check_case(component: Component, case: Case, *, seed: int = 0, device: str | torch.device = "cpu",
-               atol: float = 1e-6, rtol: float = 1e-5) -> CaseResult:
-    """Run every check of ``CHECKS`` on one case. A case the contract itself rejects (``check``
-    returns a reason, or the size is not a multiple of ``input_multiple``) is skipped, not failed."""
-    if component.kind == "stage":
+def check_case(component: Component, case: Case | StageCase, *, seed: int = 0,
+               device: str | torch.device = "cpu", atol: float = 1e-6, rtol: float = 1e-5) -> CaseResult:
+    """Run every check of ``CHECKS`` on one case (``STAGE_CHECKS`` for a stage component or a
+    ``StageCase``). A case the contract itself rejects (``check`` returns a reason, or the size is
+    not a multiple of ``input_multiple``) is skipped, not failed."""
+    if component.kind == "stage" or isinstance(case, StageCase):
         return check_stage_case(component, case)  # type: ignore[arg-type]
     # The inputs are tiny: on CPU, intra-op threads cost more than they give (up to 30x on a
     # loaded 2-core machine), so one case runs single-threaded and the caller's setting returns.
@@ -351,8 +352,7 @@ def check_stage_case(component: Component, case: StageCase) -> CaseResult:
 
 def assert_conforms(component: Component, case: Case | StageCase, **kwargs) -> CaseResult:
     """``check_case`` that raises ``ConformanceError`` listing every failed check."""
-    res = check_stage_case(component, case) if isinstance(case, StageCase) else \
-        check_case(component, case, **kwargs)
+    res = check_case(component, case, **kwargs)
     if not res.ok:
         raise ConformanceError("\n".join(res.failure_messages()))
     return res

@@ -12,7 +12,7 @@ import torch
 from sarzoo.errors import SarzooError
 from sarzoo.interfaces import Component
 from sarzoo.testing.cases import Case, StageCase, sample_cases, sample_stage_cases
-from sarzoo.testing.checks import CHECKS, STAGE_CHECKS, CaseResult, check_case, check_stage_case, component_label
+from sarzoo.testing.checks import CHECKS, STAGE_CHECKS, CaseResult, check_case, component_label
 
 
 # -- a whole component / distribution ----------------------------------------------------------
@@ -57,10 +57,7 @@ def check_component(component: Component, cases: Sequence[Case | StageCase] | No
         else:
             cases = sample_cases(component, n_cases, seed, max_size=max_size)
     for i, case in enumerate(cases):
-        if isinstance(case, StageCase):
-            report.cases.append(check_stage_case(component, case))
-        else:
-            report.cases.append(check_case(component, case, seed=seed + i, device=device))
+        report.cases.append(check_case(component, case, seed=seed + i, device=device))
     if not report.ran:
         report.problems.append(f"[contract] {component_label(component)}: no case could run: the contract "
                                "rejected every sampled argument combination")
