@@ -142,33 +142,29 @@ class ArrayScene(Scene):
         return out
 
 
-def _array_scenes(path: str, shape: tuple[int, ...], dtype: np.dtype, key: str | None, nodata: float | None,
-                  member: tuple[str, tuple[int, ...], np.dtype] | None = None, channels: int = 1) -> list[Scene]:
-    where = path if key is None else f"{path}:{key}"
-    check_dtype(where, dtype)
-    hw, frames, c = check_shape(where, shape, channels)
-    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member, dtype=np.dtype(dtype), channels=c)
-            for f in frames]
+def _array_scenes(path: str, checked: tuple[tuple[int, int], list[int | None], int], dtype: np.dtype,
+                  key: str | None, nodata: float | None,
+                  member: tuple[str, tuple[int, ...], np.dtype] | None = None) -> list[Scene]:
+    """One scene per frame of an array whose header was checked: ``checked`` is ``check_shape``'s
+    ``(hw, frames, C)``, ``dtype`` the one ``_read_npy_header`` checked."""
+    hw, frames, c = checked
+    return [ArrayScene(path, f, hw, key=key, nodata=nodata, member=member, dtype=dtype, channels=c) for f in frames]
 
 
 def _open_npy(path: str, st: os.stat_result, nodata: float | None, channels: int = 1) -> list[Scene]:
-    """Check the header and that the file holds every byte it declares, then memory-map it."""
+    """Check the header (dtype, then shape) and that the file holds every byte it declares; the scenes
+    memory-map it on their first read."""
     try:
         with open(path, "rb") as f:
             shape, dtype, offset = _read_npy_header(f, path)
     except OSError as exc:
         raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
-    check_dtype(path, dtype)
-    check_shape(path, shape, channels)
+    checked = check_shape(path, shape, channels)
     need = offset + _npy_nbytes(shape, dtype)
     if st.st_size < need:
         raise SarzooError(f"{path}: truncated .npy file: its header declares {dtype} {shape} "
                           f"({need:,} bytes with the header), the file has {st.st_size:,} bytes")
-    try:
-        a = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as exc:
-        raise SarzooError(f"{path}: cannot read .npy file ({describe(exc)})") from exc
-    return _array_scenes(path, a.shape, a.dtype, None, nodata, channels=channels)
+    return _array_scenes(path, checked, dtype, None, nodata)
 
 
 def _open_npz(path: str, nodata: float | None, channels: int = 1) -> list[Scene]:
@@ -199,15 +195,13 @@ def _open_npz(path: str, nodata: float | None, channels: int = 1) -> list[Scene]
                         f"which are read window by window")
                 with zf.open(info) as f:
                     shape, dtype, offset = _read_npy_header(f, where)
-                check_dtype(where, dtype)
-                check_shape(where, shape, channels)
+                checked = check_shape(where, shape, channels)
                 need = offset + _npy_nbytes(shape, dtype)
                 if need != info.file_size:
                     raise SarzooError(f"{where}: its .npy header declares {dtype} {shape} ({need:,} bytes with "
                                       f"the header) but the zip entry holds {info.file_size:,} bytes: "
                                       f"the file is broken")
-                scenes.extend(_array_scenes(path, shape, dtype, key, nodata, member=(name, shape, dtype),
-                                            channels=channels))
+                scenes.extend(_array_scenes(path, checked, dtype, key, nodata, member=(name, shape, dtype)))
                 if len(scenes) > MAX_SCENES_PER_FILE:
                     raise SarzooError(f"{path}: holds more than {MAX_SCENES_PER_FILE:,} scenes (frames); "
                                       f"split it into several files")

@@ -41,10 +41,9 @@ class CalibrationLUT:
             return np.broadcast_to(np.interp(cols, self.pixels[0], self.values[0]), (h, w)).copy()
         k = np.clip(np.searchsorted(self.lines, rows, side="right") - 1, 0, n - 2)
         t = np.clip((rows - self.lines[k]) / (self.lines[k + 1] - self.lines[k]), 0.0, 1.0)[:, None]
-        along = {j: np.interp(cols, self.pixels[j], self.values[j]) for j in np.unique(np.concatenate([k, k + 1]))}
-        below = np.stack([along[j] for j in k])
-        above = np.stack([along[j + 1] for j in k])
-        return (1.0 - t) * below + t * above
+        k0 = int(k[0])  # k rises with the rows: the window needs vectors k0 .. k[-1] + 1, once each
+        along = np.stack([np.interp(cols, self.pixels[j], self.values[j]) for j in range(k0, int(k[-1]) + 2)])
+        return (1.0 - t) * along[k - k0] + t * along[k - k0 + 1]
 
     def __repr__(self) -> str:
         return f"CalibrationLUT({len(self.lines)} vectors)"

@@ -2,7 +2,7 @@
 
 Why complex data is detected at the reader: a model sees real values, and the only real quantity
 of a single-look complex pixel that survives a change of phase reference is its power, so every
-complex array or raster is read as linear intensity ``|z|²`` (``readers._to_float``). Hence
+complex array or raster is read as linear intensity ``|z|²`` (``scene._to_float``). Hence
 complex input is always in the ``intensity`` domain: a recipe declaring ``amplitude`` or ``db``
 would square or exponentiate that intensity a second time, and is refused here by name.
 
@@ -25,11 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sarzoo.data.preprocess import valid_mask
 from sarzoo.data.scene import Scene
 from sarzoo.errors import SarzooError
 
-#: GDAL's complex integer types, which numpy has no dtype for (rasterio reads CInt16 as complex64).
-GDAL_COMPLEX = ("complex_int16", "complex_int32")
+#: GDAL's complex integer types that rasterio names without a numpy dtype: CInt16 (read as complex64).
+#: CInt32 needs no entry: rasterio reports it as complex64 (``rasterio.dtypes.dtype_fwd``).
+GDAL_COMPLEX = ("complex_int16",)
 
 
 def is_complex(dtype: Any) -> bool:
@@ -88,9 +90,7 @@ def block_mean(raw: np.ndarray, az: int, rg: int, domain: str = "intensity") -> 
     of the looks), returned in ``domain``; no-data (NaN, ±inf, 0 in the linear domains) left out."""
     *lead, h, w = raw.shape
     v = raw.astype(np.float64).reshape(*lead, h // az, az, w // rg, rg)
-    valid = np.isfinite(v)
-    if domain != "db":
-        valid &= v != 0
+    valid = valid_mask(v, domain)
     i = np.where(valid, _to_intensity(np.where(valid, v, 0.0), domain), 0.0)
     n = valid.sum(axis=(-3, -1))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -94,12 +94,11 @@ class DataSplit(NamedTuple):
 # --- building ----------------------------------------------------------------------------
 
 def synthetic_scenes(n_scenes: int, size: int, looks: float | Sequence[float], seed: int, *, channels: int = 1,
-                     correlation: float | Sequence[float] = (0.0, 1.2), texture: float | Sequence[float] = (1.0, 10.0),
-                     texture_fraction: float = 0.5, profile: str = "train") -> list[Scene]:
+                     **options: Any) -> list[Scene]:
     """Synthetic scenes as in-memory scenes carrying their clean reflectivity; ``(C, H, W)`` arrays when
-    ``channels`` > 1 (``SyntheticSAR``'s VV/VH pairs)."""
-    syn = SyntheticSAR(n_scenes, size, looks, seed, channels=channels, correlation=correlation, texture=texture,
-                       texture_fraction=texture_fraction, profile=profile)
+    ``channels`` > 1 (``SyntheticSAR``'s VV/VH pairs). ``options``: ``SyntheticSAR``'s ``correlation``,
+    ``texture``, ``texture_fraction``, ``profile`` (left out: the profile's own)."""
+    syn = SyntheticSAR(n_scenes, size, looks, seed, channels=channels, **options)
     out: list[Scene] = []
     for i in range(len(syn)):
         speckled, clean = syn.scene(i)
@@ -114,14 +113,11 @@ def region_blocks(regions: Sequence[Region], block: int = 1024):
             yield reg.scene.read(reg.row + r, reg.col + c, h, w)
 
 
-def clip_range_from_regions(regions: Sequence[Region], domain: str, low: float, high: float,
-                            nodata: float | None = None, block: int = 1024, channels: int = 1,
-                            prep: Preprocessing | None = None) -> tuple[Any, Any]:
-    """Percentile clip range over the pixels of ``regions`` valid in every band, read block by block,
-    per channel (plain numbers for one channel, lists for several)."""
-    if prep is None:
-        prep = Preprocessing(domain=domain, nodata=nodata, vmin=[-25.0] * channels, vmax=[0.0] * channels)
-    return range_from_histograms(channel_histograms(region_blocks(regions, block), prep), low, high)
+def clip_range_from_regions(regions: Sequence[Region], domain: str, low: float, high: float) -> tuple[Any, Any]:
+    """The ``low``/``high`` percentile clip range over the valid pixels of single-channel ``regions``,
+    read block by block (``Preprocessing.refit``)."""
+    prep = Preprocessing(domain=domain, low=low, high=high).refit(region_blocks(regions))
+    return prep.vmin, prep.vmax
 
 
 def scene_preprocessing(scenes: Sequence[Scene], prep: Preprocessing, block: int = 1024
@@ -220,8 +216,7 @@ def build_datasets(config: dict[str, Any] | None = None, scenes: Sequence[Scene]
     prep = base_preprocessing(cfg, channels)
     scene_prep = None
     if cfg["clip"]["mode"] == "percentile":
-        prep = prep.with_range(*clip_range_from_regions(train_regions, prep.domain, cfg["clip"]["low"],
-                                                        cfg["clip"]["high"], prep=prep))
+        prep = prep.refit(region_blocks(train_regions))  # low/high: the config's clip percentiles
     elif prep.per_scene:
         scene_prep, pooled = scene_preprocessing([r.scene for r in train_regions], prep)
         scene_prep.update(scene_preprocessing([r.scene for r in val_regions if r.scene.id not in scene_prep],

@@ -429,9 +429,7 @@ def fit_percentiles(db_chunks: Iterable[np.ndarray], low: float, high: float) ->
     A range narrower than 0.1 dB (constant data) is widened to 1 dB around its centre, so the
     scaling neither divides by zero nor turns quantisation noise into full-scale contrast.
     """
-    if not (0.0 <= low < high <= 100.0):
-        raise SarzooError(f"invalid clip percentiles low={low}, high={high}: need 0 <= low < high <= 100")
     hist = DbHistogram()
     for chunk in db_chunks:
         hist.update(chunk)
-    return _widen(hist.percentile(low), hist.percentile(high))
+    return range_from_histograms([hist], low, high)

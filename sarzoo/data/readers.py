@@ -35,8 +35,8 @@ import numpy as np
 from sarzoo.data import complex as complex_data
 from sarzoo.data import safe
 
-# MAX_OPEN_FILES, MAX_SCENE_PIXELS and _HandleCache lived here before scene.py: still importable from here
-# The array readers and the shared checks have their own modules; these names stay importable from here.
+# The array readers (arrays.py) and the shared checks (scene.py: MAX_OPEN_FILES, MAX_SCENE_PIXELS,
+# _HandleCache...) have their own modules; these names lived here before and stay importable from here.
 from sarzoo.data.arrays import _NPZ_ARRAYS, MAX_NPY_HEADER, MAX_WHOLE_BYTES, ArrayScene, _open_npy, _open_npz  # noqa: F401
 from sarzoo.data.scene import (  # noqa: F401
     _HANDLES,
@@ -93,7 +93,7 @@ class RasterScene(Scene):
         check_scene_size(self.path, self.height, self.width)
         for i in self.indexes:
             self.dtype = src.dtypes[i - 1]
-            if self.dtype != "complex_int16":  # GDAL's CInt16 (SLC), read as complex64
+            if not complex_data.is_complex(self.dtype):  # GDAL's CInt16 (SLC) has no numpy dtype: read as complex64
                 try:
                     check_dtype(self.path, self.dtype)
                 except TypeError as exc:

@@ -86,8 +86,7 @@ class Scene:
     width: int
     nodata: float | None = None
     has_clean: bool = False
-    #: bands (polarisations) per pixel; ``read`` returns ``(channels, h, w)`` where the pipeline
-    #: is multi-channel (issue 11), and plain single-band readers still ``(h, w)`` until then
+    #: bands (polarisations) per pixel: ``read`` returns ``(channels, h, w)``, single-band scenes included
     channels: int = 1
 
     @property
@@ -95,11 +94,11 @@ class Scene:
         return (self.height, self.width)
 
     def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
-        """float32 (h, w) window; no-data as NaN. The window must lie inside the scene."""
+        """float32 ``(channels, h, w)`` window; no-data as NaN. The window must lie inside the scene."""
         raise NotImplementedError
 
     def read_clean(self, row: int, col: int, h: int, w: int) -> np.ndarray | None:
-        """The noise-free reflectivity of the same window, where known (synthetic data)."""
+        """The noise-free reflectivity of the same window, ``(channels, h, w)``, where known (synthetic data)."""
         return None
 
     def _check_window(self, row: int, col: int, h: int, w: int) -> None:

@@ -31,14 +31,15 @@ class SyntheticSAR:
     on demand (a few ms each), not cached.
 
     ``looks``, ``correlation`` and ``texture`` take a number or ``[low, high]`` (drawn per scene,
-    per region for ``texture``); with ``profile="heldout"`` they and ``texture_fraction`` are
-    ignored: that profile's parameters are fixed (``profiles.HELDOUT``, docs/data.md).
+    per region for ``texture``); None (the default) takes the profile's own (``profiles.TRAIN``).
+    With ``profile="heldout"`` they and ``texture_fraction`` are ignored: that profile's parameters
+    are fixed (``profiles.HELDOUT``, docs/data.md).
     """
 
     def __init__(self, n_scenes: int = 32, size: int | tuple[int, int] = 128,
-                 looks: float | Sequence[float] = (1.0, 5.0), seed: int = 0, *, channels: int = 1,
-                 correlation: float | Sequence[float] = (0.0, 1.2), texture: float | Sequence[float] = (1.0, 10.0),
-                 texture_fraction: float = 0.5, profile: str = "train"):
+                 looks: float | Sequence[float] | None = None, seed: int = 0, *, channels: int = 1,
+                 correlation: float | Sequence[float] | None = None, texture: float | Sequence[float] | None = None,
+                 texture_fraction: float | None = None, profile: str = "train"):
         if int(n_scenes) < 1:
             raise SarzooError(f"synthetic n_scenes must be >= 1, got {n_scenes}")
         h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
