@@ -54,10 +54,7 @@ class Loaded(NamedTuple):
         if not self.preprocessing.per_scene:
             return self.preprocessing
         a = raw.detach().cpu().numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)
-        try:
-            return self.preprocessing.refit([a])
-        except SarzooError as exc:
-            raise SarzooError(f"cannot fit the input's own clip range (per_scene checkpoint): {exc}") from None
+        return self.preprocessing.refit([a])
 
 
 def load(checkpoint: str | os.PathLike, device: str = "cpu", runtime: dict[str, Any] | None = None) -> Loaded:
@@ -121,19 +118,14 @@ def blend_weights(size: int, overlap: int) -> np.ndarray:
 
 
 def _pad_to(x: np.ndarray, size: int) -> np.ndarray:
-    """Pad bottom/right to at least ``size`` by reflection (replicate where too small to reflect)."""
-    ph, pw = max(0, size - x.shape[0]), max(0, size - x.shape[1])
+    """Pad a ``(C, H, W)`` image bottom/right to at least ``size`` by reflection (replicate where too
+    small to reflect); the image itself when it is large enough."""
+    h, w = x.shape[-2:]
+    ph, pw = max(0, size - h), max(0, size - w)
     if ph == 0 and pw == 0:
         return x
-    mode = "reflect" if ph < x.shape[0] and pw < x.shape[1] else "edge"
-    return np.pad(x, ((0, ph), (0, pw)), mode=mode)
-
-
-def _model_channels(model: Any) -> int:
-    shape = getattr(model, "input_shape", None)
-    if shape is not None and len(shape) == 3:
-        return int(shape[0])
-    return int(((getattr(model, "recipe", None) or {}).get("input") or {}).get("channels") or 1)
+    mode = "reflect" if ph < h and pw < w else "edge"
+    return np.pad(x, ((0, 0), (0, ph), (0, pw)), mode=mode)
 
 
 @torch.no_grad()
@@ -152,7 +144,7 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     is_tensor = isinstance(x01, torch.Tensor)
     x = (x01.detach().cpu().numpy() if is_tensor else np.asarray(x01)).astype(np.float32, copy=False)
     shape_in = x.shape
-    channels = _model_channels(model)
+    channels = int(model.input_shape[0])
     while x.ndim > 3 and x.shape[0] == 1:
         x = x[0]
     if x.ndim == 2:
@@ -169,7 +161,7 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     batch_size = int(batch_size)
     if batch_size < 1:
         raise SarzooError(f"batch_size must be at least 1, got {batch_size}")
-    xp = np.ascontiguousarray(np.stack([_pad_to(band, tile) for band in x]))
+    xp = np.ascontiguousarray(_pad_to(x, tile))
     H, W = xp.shape[1:]
     stride = tile - overlap
     pos = patch_grid(H, W, tile, stride)

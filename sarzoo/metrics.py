@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 __all__ = ["psnr", "ssim", "enl", "enl_ratio", "enl_blocks", "epi", "classical_reference",
            "reference_size", "compute_metrics", "batch_metrics", "flatten_channels", "band_names",
-           "ENL_BLOCK", "ENL_FRACTION"]
+           "channels_of", "ENL_BLOCK", "ENL_FRACTION"]
 
 #: ENL is measured on non-overlapping blocks of this side (SPEC §3).
 ENL_BLOCK = 25
@@ -200,13 +200,6 @@ def _as_prep(preprocessing: Any) -> Any:
     return preprocessing
 
 
-def _image_prep(preprocessing: Any, n: int) -> Any:
-    """Image ``n``'s preprocessing: one for the batch, or one per image (scenes with their own range)."""
-    if isinstance(preprocessing, (list, tuple)):
-        return _as_prep(preprocessing[n])
-    return _as_prep(preprocessing)
-
-
 def _to_intensity(x01: torch.Tensor, preprocessing: Any) -> torch.Tensor:
     if preprocessing is None:
         return x01
@@ -231,8 +224,9 @@ def enl_ratio(input_db01: Any, recon_db01: Any, preprocessing: Any = None, mask:
     if isinstance(preprocessing, (list, tuple)):
         if len(preprocessing) != xt.shape[0]:
             raise ValueError(f"{len(preprocessing)} preprocessings for {xt.shape[0]} images")
-        xi = torch.stack([_to_intensity(xt[n], _image_prep(preprocessing, n)) for n in range(xt.shape[0])])
-        yi = torch.stack([_to_intensity(yt[n], _image_prep(preprocessing, n)) for n in range(xt.shape[0])])
+        preps = [_as_prep(p) for p in preprocessing]   # one per image (scenes with their own range)
+        xi = torch.stack([_to_intensity(xt[n], preps[n]) for n in range(xt.shape[0])])
+        yi = torch.stack([_to_intensity(yt[n], preps[n]) for n in range(xt.shape[0])])
     else:
         xi, yi = _to_intensity(xt, preprocessing), _to_intensity(yt, preprocessing)
     out = []
@@ -317,7 +311,8 @@ def classical_reference(x: Any, latent_numel: int) -> Any:
 
 # --- all together --------------------------------------------------------------------------
 
-def _channels_of(x: Any) -> int:
+def channels_of(x: Any) -> int:
+    """Channels of an image or batch: 1 for ``(H, W)``, else its axis −3 (``(C, H, W)``, ``(N, C, H, W)``)."""
     shape = tuple(x.shape)
     return 1 if len(shape) < 3 else int(shape[-3])
 
@@ -358,7 +353,7 @@ def _per_channel(fn: Any, x: Any, y: Any, mask: Any, preprocessing: Any, clean: 
                  bands: Any) -> dict[str, Any]:
     """``fn`` (one channel's figures) on every channel; the mean over channels of each figure (NaN left
     out), and the per-channel figures under ``"channels"``. One channel: ``fn`` itself, unchanged."""
-    c = _channels_of(x)
+    c = channels_of(x)
     if c == 1:
         return fn(x, y, mask, preprocessing, clean)
     per = {name: fn(_channel(x, i), _channel(y, i), _channel(mask, i), _channel_prep(preprocessing, i),
@@ -400,9 +395,7 @@ def compute_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = N
     With C > 1 channels every figure is the mean over channels, and ``"channels"`` maps each band
     name (``bands``, else the preprocessing's, else ``band1``…) to that channel's figures.
     """
-    with torch.no_grad():
-        return _per_channel(lambda a, b, m, p, _c: _single(a, b, m, p, None), _detached(x), _detached(x_hat),
-                            mask, preprocessing, None, bands)
+    return batch_metrics(x, x_hat, mask, preprocessing, bands=bands)
 
 
 def batch_metrics(x: Any, x_hat: Any, mask: Any = None, preprocessing: Any = None,

@@ -257,7 +257,11 @@ class Preprocessing:
     def refit(self, raw_chunks: Iterable[Any]) -> "Preprocessing":
         """This preprocessing with the clip range of ``raw_chunks`` (raw ``(C, h, w)`` windows of one
         scene): its ``low``/``high`` percentiles per channel over the pixels valid in every band."""
-        return self.with_range(*range_from_histograms(channel_histograms(raw_chunks, self), self.low, self.high))
+        hists = channel_histograms(raw_chunks, self)
+        if any(h.total == 0 for h in hists):
+            raise SarzooError("the data has no valid pixel to fit its own clip range from (per_scene "
+                              "preprocessing); check its no-data")
+        return self.with_range(*range_from_histograms(hists, self.low, self.high))
 
     def range_text(self, unit: bool = True) -> str:
         """The clip range for people: ``-26.00..-2.00 dB``, per band when there are several."""

@@ -40,9 +40,9 @@ def figures(x: Any, y: Any, ref: Any, mask: Any, prep: Any, clean: Any = None) -
     ``clean`` {model, reference, input} when the clean reflectivity is given. A batch gives means
     over its images (``batch_metrics``); ``prep`` may be one per image (per-scene ranges). Several
     channels: the means over bands, and ``"channels"``: the same figures per band name."""
-    from sarzoo.metrics import band_names, batch_metrics
+    from sarzoo.metrics import band_names, batch_metrics, channels_of
 
-    c = 1 if len(x.shape) < 3 else int(x.shape[-3])
+    c = channels_of(x)
     bands = band_names(c, prep) if c > 1 else None
     model = batch_metrics(x, y, mask, prep, clean, bands=bands)
     reference = batch_metrics(x, ref, mask, prep, clean, bands=bands)

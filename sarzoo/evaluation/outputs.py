@@ -79,7 +79,7 @@ class SceneWriter:
 
     def __init__(self, directory: Path, index: int, scene: Any, prep: Any):
         self.scene, self.prep = scene, prep
-        self.channels = int(getattr(scene, "channels", 1))
+        self.channels = int(scene.channels)
         stem = f"{index:03d}_{safe_name(scene.id)}"
         self.geotiff = getattr(scene, "path", "").lower().endswith((".tif", ".tiff", ".gtiff")) and \
             hasattr(scene, "band")
@@ -99,9 +99,11 @@ class SceneWriter:
             self.arr = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=shape)
 
     def _tag(self, prep: Any) -> None:
-        names = prep.band_names() if prep.channels == self.channels else [f"band{i + 1}" for i in range(self.channels)]
-        lo = prep.vmin if isinstance(prep.vmin, list) else [prep.vmin] * self.channels
-        hi = prep.vmax if isinstance(prep.vmax, list) else [prep.vmax] * self.channels
+        from sarzoo.metrics import band_names
+
+        names = band_names(self.channels, prep)
+        lo = [prep.channel(i).vmin for i in range(self.channels)]
+        hi = [prep.channel(i).vmax for i in range(self.channels)]
         self.dst.update_tags(SARZOO_CLIP_MODE=prep.mode, SARZOO_DOMAIN=prep.domain,
                              SARZOO_CLIP_VMIN=",".join(f"{v:.6f}" for v in lo),
                              SARZOO_CLIP_VMAX=",".join(f"{v:.6f}" for v in hi))

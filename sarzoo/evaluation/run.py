@@ -22,7 +22,7 @@ import torch
 from sarzoo import fastpath
 from sarzoo.errors import SarzooError
 from sarzoo.evaluation.figures import METRICS, figures, summarise
-from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, eval_recipe, pieces
+from sarzoo.evaluation.selection import SCENE_WINDOW, eval_data, pieces
 
 __all__ = ["evaluate", "SCENE_WINDOW"]
 
@@ -61,10 +61,9 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         raise SarzooError(f"{ckpt_path}: is an untrained model file (`sarzoo build --output`): it has no "
                           f"data or fitted preprocessing to evaluate with; train it first (`sarzoo train`)")
     dev = pick_device(device)
-    recipe = eval_recipe(ckpt, data, overrides, heldout)   # refuses bad overrides before the model is built
-    ed = eval_data(ckpt, data, split, overrides, recipe=recipe, heldout=heldout)
+    ed = eval_data(ckpt, data, split, overrides, heldout=heldout)   # refuses bad overrides before the model is built
     model = ck.model_from_checkpoint(ckpt, dev)
-    fast = fastpath.for_inference(model, recipe["runtime"], dev)
+    fast = fastpath.for_inference(model, ed.recipe["runtime"], dev)
     tile = int(ed.config["patch_size"])
     if not 0 <= overlap < tile:
         raise SarzooError(f"--overlap must be in [0, {tile - 1}] px for {tile} px tiles, got {overlap}")

@@ -32,6 +32,7 @@ class EvalData(NamedTuple):
     config: dict
     description: str
     preprocessing: Any    # the stored one, with --set data.domain/nodata applied
+    recipe: dict          # the checkpoint's recipe with --data/--heldout/--set applied (``config`` is its data)
     scene_preprocessing: dict = {}   # per_scene checkpoints: each scene's own, by scene id
 
     def prep_for(self, scene_id: str) -> Any:
@@ -40,10 +41,9 @@ class EvalData(NamedTuple):
 
 
 def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: str | None = None,
-              overrides: Sequence[str] = (), recipe: dict[str, Any] | None = None,
-              heldout: int | None = None) -> EvalData:
-    """The regions (scenes or split parts of scenes) and patches to evaluate on; ``recipe`` is
-    ``eval_recipe(ckpt, data, overrides, heldout)`` when the caller has it already.
+              overrides: Sequence[str] = (), heldout: int | None = None) -> EvalData:
+    """The regions (scenes or split parts of scenes) and patches to evaluate on, with the recipe
+    they were resolved from (``eval_recipe``: bad overrides are refused here, before any model).
 
     Without ``data`` this is the checkpoint's own data, split exactly as training split it
     (``split_scenes`` with the stored seed); with ``data`` every scene of those files, whole; with
@@ -53,7 +53,8 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
     from sarzoo.data.patches import Region, split_scenes
 
     _check_heldout(heldout, data, split)
-    cfg = (recipe if recipe is not None else eval_recipe(ckpt, data, overrides, heldout))["data"]
+    recipe = eval_recipe(ckpt, data, overrides, heldout)
+    cfg = recipe["data"]
     synthetic = cfg["paths"] is None
     # the valid-pixel filter below must read values the way this evaluation will (e.g. zeros are
     # valid 0 dB after --set data.domain=db), so the overrides apply before it
@@ -87,7 +88,8 @@ def eval_data(ckpt: dict[str, Any], data: Sequence[str] | None = None, split: st
         more = " …" if len(cfg["paths"]) > 3 else ""
         desc = (f"{len(scenes)} scene(s) from " + ", ".join(cfg["paths"][:3]) + more
                 + ("" if data else f" ({split} split)"))
-    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep, per_scene)
+    return EvalData("synthetic" if synthetic else "files", split, regions, patches, cfg, desc, prep, recipe,
+                    per_scene)
 
 
 def _check_heldout(heldout: int | None, data: Sequence[str] | None, split: str | None) -> None:
@@ -106,11 +108,11 @@ def eval_recipe(ckpt: dict[str, Any], data: Sequence[str] | None, overrides: Seq
     """The checkpoint's recipe with ``--data`` and ``--set data.KEY=VALUE`` / ``runtime.KEY=VALUE``
     applied: the stored recipe goes through the same resolution as a recipe file, overrides and all.
     With ``heldout``: its data becomes that many scenes of the synthetic held-out profile, at the
-    stored scene size (``data.synthetic.size``) and seed, whatever the checkpoint trained on."""
+    stored scene size (``data.synthetic.size``) and seed, whatever the checkpoint trained on.
+    ``heldout`` is checked by the caller (``eval_data``)."""
     from sarzoo import config
     from sarzoo.config.source import normalise_overrides
 
-    _check_heldout(heldout, data, None)
     overrides = list(overrides or [])
     for key, _ in normalise_overrides(overrides):
         if key.split(".")[0] not in ("data", "runtime") or "." not in key:
