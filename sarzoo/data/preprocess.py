@@ -259,8 +259,8 @@ class Preprocessing:
         scene): its ``low``/``high`` percentiles per channel over the pixels valid in every band."""
         hists = channel_histograms(raw_chunks, self)
         if any(h.total == 0 for h in hists):
-            raise SarzooError("the data has no valid pixel to fit its own clip range from (per_scene "
-                              "preprocessing); check its no-data")
+            raise SarzooError("the data has no valid pixel to fit a clip range from (every pixel is no-data "
+                              "in some band); check the inputs and data.nodata")
         return self.with_range(*range_from_histograms(hists, self.low, self.high))
 
     def range_text(self, unit: bool = True) -> str:
