@@ -47,6 +47,14 @@ def _import_torch() -> None:
                           "or remove it; otherwise reinstall torch.") from None
 
 
+def _process() -> str:
+    """`` (process R of N)`` in a run on several processes (torchrun's environment), whose messages interleave."""
+    import os
+
+    world = os.environ.get("WORLD_SIZE", "1")
+    return f" (process {os.environ.get('RANK', '?')} of {world})" if world not in ("", "1") else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -58,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             _import_torch()
         return int(args._run(args) or 0)
     except SarzooError as exc:
-        print(f"sarzoo {args.command}: error: {exc}", file=sys.stderr)
+        # one write: the processes of a distributed run share the terminal, and print() writes the
+        # newline separately, so their lines would interleave
+        sys.stderr.write(f"sarzoo {args.command}{_process()}: error: {exc}\n")
+        sys.stderr.flush()
         return exc.exit_code
     except BrokenPipeError:  # e.g. `sarzoo list | head`: the reader left, nothing to report
         sys.stderr.close()

@@ -6,18 +6,17 @@ The end-to-end behaviour (figures, checkpoints, exact resume, messages, exit cod
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
 
 from sarzoo.cli import make_parser
+from sarzoo.errors import SarzooError
 from sarzoo.train.data import _mix, check_sizes, epoch_batches
 from sarzoo.train.observer import Observer
 from sarzoo.train.optim import Schedule, build_optimizer
 from sarzoo.train.run import prepare_run
-from sarzoo.train.runtime import Runtime
 from tests._train_common import STEPS_PER_EPOCH, one_torch_thread, train_args
 
 
@@ -33,7 +32,7 @@ def _single_process_order(n, batch_size, seed, epoch):
     """``epoch_batches`` as it was before processes had shards: one process must still get exactly this."""
     g = torch.Generator().manual_seed(_mix(seed, epoch, 1))
     perm = torch.randperm(n, generator=g).tolist()
-    return [[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]] for b in range(n // batch_size)]
+    return [[[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]]] for b in range(n // batch_size)]
 
 
 @pytest.mark.parametrize("n, batch_size, epoch", [(24, 4, 0), (26, 4, 3), (7, 3, 1)])
@@ -52,8 +51,34 @@ def test_processes_take_disjoint_equal_shards_of_the_same_order(world_size):
     assert [len(s) for s in shards] == [per] * world_size == [check_sizes(n, bs, world_size)] * world_size
     for r, shard in enumerate(shards):
         assert shard == full[r::world_size][:per]
-    items = [i for s in shards for b in s for i in b]
+    items = [i for s in shards for step in s for b in step for i in b]
     assert len(items) == len(set(items))
+
+
+@pytest.mark.parametrize("world_size, accumulate", [(1, 2), (2, 2), (2, 1), (4, 3)])
+def test_a_step_holds_the_same_samples_however_it_is_shared(world_size, accumulate):
+    """One process with batch B·A·W and W processes × A micro-batches of B take the same samples per step."""
+    n, bs = 100, 2
+    whole = epoch_batches(n, bs * accumulate * world_size, 5, 1)
+    shards = [epoch_batches(n, bs, 5, 1, rank=r, world_size=world_size, accumulate=accumulate)
+              for r in range(world_size)]
+    assert all(len(s) == len(whole) == check_sizes(n, bs, world_size, accumulate) for s in shards)
+    for s, step in enumerate(whole):
+        parts = [shards[r][s] for r in range(world_size)]
+        assert all(len(p) == accumulate and all(len(mb) == bs for mb in p) for p in parts)
+        assert [i for p in parts for mb in p for i in mb] == step[0]
+
+
+def test_an_epoch_continues_from_a_sample_offset():
+    """A run resumed with another step size starts where the epoch stopped, in the same order."""
+    full = [i for step in epoch_batches(48, 4, 5, 0) for mb in step for i in mb]
+    rest = [i for step in epoch_batches(48, 8, 5, 0, start=12) for mb in step for i in mb]
+    assert rest == full[12:12 + 32]   # 36 samples left: 4 steps of 8, 4 dropped
+
+
+def test_too_little_data_for_one_step_names_the_step_size():
+    with pytest.raises(SarzooError, match=r"4 × 2 micro-batches \(train.accumulate\) × 3 processes = 24"):
+        check_sizes(23, 4, world_size=3, accumulate=2)
 
 
 # --- the schedule --------------------------------------------------------------------------------
@@ -147,20 +172,3 @@ def test_the_observer_hears_the_run_and_the_result_says_why_it_stopped(tmp_path)
                          ("step", STEPS_PER_EPOCH + 1), ("steps_end",), ("stop", "max_steps", STEPS_PER_EPOCH + 1)]
 
 
-def test_only_the_main_process_writes_or_reports(tmp_path, monkeypatch):
-    """A process of rank 1 trains its shard (half the batches of each epoch) but writes nothing into the
-    run directory and tells its observer nothing: checkpoints, logs and previews are rank 0's."""
-    create = Runtime.create.__func__
-
-    def second_of_two(cls, *args):
-        return dataclasses.replace(create(cls, *args), rank=1, world_size=2)
-
-    monkeypatch.setattr(Runtime, "create", classmethod(second_of_two))
-    prepared = _prepare(tmp_path / "run", 4)
-    assert not prepared.trainer.rt.is_main and prepared.trainer.steps_per_epoch == STEPS_PER_EPOCH // 2
-    before = sorted(p.name for p in prepared.run_dir.iterdir())
-    rec = Recorder()
-    result = prepared.trainer.fit(prepared.run_dir, rec)
-    assert (result.reason, result.epoch, result.step) == ("max_steps", 1, 4)
-    assert sorted(p.name for p in prepared.run_dir.iterdir()) == before == ["recipe.yaml"]
-    assert rec.calls == []

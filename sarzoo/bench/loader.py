@@ -54,7 +54,7 @@ def residency(ds) -> dict[str, Any]:
 
 
 def _batches(n: int, batch_size: int, seed: int, count: int) -> list:
-    """``count`` batches in training order: epoch after epoch of ``epoch_batches``."""
+    """``count`` steps (of one batch each) in training order: epoch after epoch of ``epoch_batches``."""
     from sarzoo.train.data import epoch_batches
 
     out, epoch = [], 0

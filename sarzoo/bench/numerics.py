@@ -35,7 +35,7 @@ def _train(plan, runtime: dict[str, Any], device, ds, order, steps_per_epoch: in
     schedule = Schedule(parts.optimizer, recipe["train"], steps_per_epoch)
     if rt.fast.compile:
         size = recipe["data"]["patch_size"]
-        compile_step(parts, rt, probe_input(len(order[0]), recipe["input"]["channels"], size, size))
+        compile_step(parts, rt, probe_input(len(order[0][0]), recipe["input"]["channels"], size, size))
     losses = []
     for step, batch in enumerate(train_loader(ds, order, rt)):
         schedule.before_step(step)

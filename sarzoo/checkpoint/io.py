@@ -35,9 +35,13 @@ _saves = 0
 
 
 def fault_point(kind: str, value: int) -> None:
-    """SIGKILL this process if ``SARZOO_TEST_SIGKILL`` asks for it at ``kind:value`` (tests only)."""
+    """SIGKILL this process if ``SARZOO_TEST_SIGKILL`` asks for it at ``kind:value`` (tests only);
+    ``kind:value@R`` kills only the process of rank ``R`` of a run on several processes."""
     spec = os.environ.get(FAULT_ENV)
     if not spec:
+        return
+    spec, _, rank = spec.partition("@")
+    if rank and rank.strip() != os.environ.get("RANK", "0"):
         return
     k, _, v = spec.partition(":")
     if k == kind and v.strip().isdigit() and int(v) == value:

@@ -59,6 +59,9 @@ SCHEMA: dict[str, tuple[Spec, str]] = {
     "best": (BEST, "training"),
     "batch_in_epoch": (_COUNT, "resume"),
     "steps_per_epoch": (Int(1), "resume"),
+    "samples_in_epoch": (_COUNT, "resume?"),        # written since training on several processes
+    "step_batch": (Int(1), "resume?"),              # patches per optimizer step, all processes together
+    "world_size": (Int(1), "resume?"),
     "n_train": (_COUNT, "resume"),
     "n_val": (_COUNT, "resume"),
     "early_stopping": (Map({"bad_epochs": _COUNT}), "resume"),

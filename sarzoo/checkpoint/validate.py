@@ -76,6 +76,9 @@ def _validate(ck: dict[str, Any], path: Path, purpose: str) -> None:
         if ck["batch_in_epoch"] > ck["steps_per_epoch"]:
             raise Invalid("batch_in_epoch", f"is {ck['batch_in_epoch']}, more than the {ck['steps_per_epoch']} "
                                              f"steps of an epoch (steps_per_epoch)")
+        if ck.get("samples_in_epoch") is not None and ck["samples_in_epoch"] > ck["n_train"]:
+            raise Invalid("samples_in_epoch", f"is {ck['samples_in_epoch']}, more than the {ck['n_train']} training "
+                                               f"patches (n_train)")
         scaler = ck.get("scaler")
         if scaler:
             for k in SCALER:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import signal
 import sys
@@ -48,6 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                    help="where to train (default auto: cuda if available)")
     p.add_argument("--seed", type=int, metavar="N", help="seed of init, data order and augmentation (train.seed)")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train in N processes on this machine with DistributedDataParallel (torchrun's launcher; "
+                        "one per GPU on CUDA, gloo on CPU); train.batch_size is per process. Same as torchrun "
+                        "--standalone --nproc-per-node N -m sarzoo train …; several machines: docs/scaling.md")
 
 
 def run(args) -> int:
@@ -56,14 +61,29 @@ def run(args) -> int:
     for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps)):
         if v is not None and v < 1:
             raise SarzooError(f"{flag} must be at least 1, got {v}")
+    if args.nproc is not None:
+        from sarzoo.train.launch import launch
+        from sarzoo.train.run import plan_run
+
+        plan_run(args)  # a bad recipe or --set: one message here, rather than one from every process
+        return launch(args.nproc, train_argv(args, nproc=False), args.device)
+    from sarzoo.train import distributed
     from sarzoo.train.run import prepare_run  # torch loads here, never at `sarzoo --help`
 
-    console = Console(args)
-    prepared = prepare_run(args, console)
-    console.run_lines(prepared)
-    result = prepared.trainer.fit(prepared.run_dir, console)
+    # several processes: the first speaks for the run, the others only say their own errors
+    main = (distributed.environment() or distributed.World()).is_main
+    console = Console(args) if main else Observer()
+    try:
+        prepared = prepare_run(args, console)
+        world = prepared.trainer.rt.world
+        if main:
+            console.run_lines(prepared)
+        result = prepared.trainer.fit(prepared.run_dir, console)
+        world.barrier()   # every process done before rank 0 reports and the group closes
+    finally:
+        distributed.stop()
     code = exit_code(result)
-    if code == 0:
+    if code == 0 and main:
         from sarzoo.checkpoint import resolve_path
 
         run_dir = result.run_dir
@@ -87,20 +107,29 @@ def _fmt(v: float | None, spec: str = ".3f") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def resume_hint(args, path: Path) -> str:
-    """The command line that continues this run: the user's own arguments, with --resume."""
-    parts = ["sarzoo", "train", args.recipe]
+def train_argv(args, nproc: bool = True) -> list[str]:
+    """The arguments of ``sarzoo train`` that make this run (the processes ``--nproc`` starts get them)."""
+    parts = [args.recipe]
     for d in args.data or []:
         parts += ["--data", d]
     for s in args.overrides or []:
         parts += ["--set", s]
-    for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps), ("--seed", args.seed)):
+    for flag, v in (("--epochs", args.epochs), ("--max-steps", args.max_steps), ("--seed", args.seed),
+                    ("--out", args.out), ("--resume", args.resume)):
         if v is not None:
             parts += [flag, str(v)]
     if args.device not in (None, "auto"):
         parts += ["--device", args.device]
-    parts += ["--resume", str(path)]
-    return " ".join(shlex.quote(p) for p in parts)
+    world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if nproc and (args.nproc or world_size > 1):
+        parts += ["--nproc", str(args.nproc or world_size)]
+    return parts
+
+
+def resume_hint(args, path: Path) -> str:
+    """The command line that continues this run: the user's own arguments, with --resume."""
+    argv = train_argv(argparse.Namespace(**{**vars(args), "out": None, "resume": None}))
+    return " ".join(shlex.quote(p) for p in ["sarzoo", "train", *argv, "--resume", str(path)])
 
 
 class Console(Observer):
@@ -154,13 +183,20 @@ class Console(Observer):
         self.say(f"model      {info.recipe}: {info.parameters:,} parameters, latent {lat} "
                  f"({info.compression_ratio:g}× compression)")
         self.say(f"device     {info.device}")
-        self.say(f"schedule   {info.epochs} epochs × {info.steps_per_epoch} steps (batch {info.batch_size})"
+        shares = ([f"{info.accumulate} micro-batches"] if info.accumulate > 1 else []) + \
+            ([f"{info.world_size} processes"] if info.world_size > 1 else [])
+        batch = " × ".join([str(info.batch_size), *shares]) + (f" = {info.step_batch}" if shares else "")
+        self.say(f"schedule   {info.epochs} epochs × {info.steps_per_epoch} steps (batch {batch})"
                  + (f", at most {info.max_steps} steps" if info.max_steps else "")
                  + f"; lr {info.lr:g}, warm-up {info.warmup_steps} steps, then "
                  + ("cosine decay to 0" if info.decay == "cosine" else "halved on validation plateaus"))
         if info.resumed_from is not None:
             self.say(f"resumed    {info.resumed_from}: epoch {info.epoch + 1}, batch {info.batch_in_epoch}/"
                      f"{info.steps_per_epoch}, step {info.step}")
+            if info.resumed_step_batch not in (None, info.step_batch):
+                self.say(f"note       the checkpoint's run took {info.resumed_step_batch} patches per step, this one "
+                         f"{info.step_batch} (another number of processes or train.accumulate): it goes on from the "
+                         f"same patch of the epoch and the schedule follows the patches seen, not bitwise as before")
             if info.resumed_amp not in (None, info.amp):
                 # runtime.amp=auto resolves per machine; the run goes on, but not bit for bit as before
                 self.say(f"note       the checkpoint trained with amp {info.resumed_amp}, this machine uses "

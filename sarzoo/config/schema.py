@@ -157,10 +157,26 @@ TRAIN: dict[str, Field] = {
     ),
     "batch_size": Field(
         "int",
-        "patches per optimizer step; the last incomplete batch of an epoch is dropped (drop_last) for stable BatchNorm",
+        "patches per process and micro-batch (see accumulate); the last incomplete step of an epoch is dropped "
+        "(drop_last) for stable BatchNorm",
         default=16,
         min=1,
         max=65536,
+    ),
+    "accumulate": Field(
+        "int",
+        "micro-batches of batch_size whose gradients make one optimizer step (gradient accumulation); the "
+        "step's batch is batch_size × accumulate × processes. May change on resume (keep the batch when the "
+        "number of processes changes)",
+        default=1,
+        min=1,
+        max=4096,
+    ),
+    "sync_bn": Field(
+        "bool",
+        "with several processes, BatchNorm statistics over the whole step's batch (all processes) instead of "
+        "each process's share: torch.nn.SyncBatchNorm on CUDA, sarzoo's gloo equivalent on CPU",
+        default=False,
     ),
     "lr": Field("float", "peak learning rate (after warm-up)", default=0.0001, min=0, max=10),
     "optimizer": Field(

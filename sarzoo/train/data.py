@@ -26,18 +26,31 @@ def _mix(*ints: int) -> int:
     return x & 0x7FFFFFFFFFFFFFFF
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0,
-                  world_size: int = 1) -> list[list[tuple[int, int]]]:
-    """This process's batches of epoch ``epoch``: ``(epoch, index)`` pairs, shuffled, incomplete batch dropped.
+Step = list[list[tuple[int, int]]]   # one optimizer step of this process: its micro-batches of (epoch, index)
 
-    Every process draws the same permutation (it depends on ``(seed, epoch)`` only) and takes every
-    ``world_size``-th batch from ``rank`` on: the shards are disjoint and equally long (the batches
-    beyond a multiple of ``world_size`` are dropped), and a single process takes them all.
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                  accumulate: int = 1, start: int = 0) -> list[Step]:
+    """This process's optimizer steps of epoch ``epoch`` from sample ``start`` on: each a list of
+    ``accumulate`` micro-batches of ``batch_size`` ``(epoch, index)`` pairs; an incomplete last step dropped.
+
+    Every process draws the same permutation (it depends on ``(seed, epoch)`` only). Step ``s``
+    takes the next ``batch_size × accumulate × world_size`` samples of it, cut into micro-batches
+    of ``batch_size``; process ``rank`` takes ``accumulate`` consecutive ones. So the shards are
+    disjoint and equally long, and the samples of a step do not depend on how they are shared: one
+    process with batch 16, two with batch 8 and one with batch 8 × 2 micro-batches see the same 16.
+    ``start`` (samples of the epoch already consumed) lets a run resumed with another number of
+    processes continue where the epoch stopped.
     """
     g = torch.Generator().manual_seed(_mix(seed, epoch, 1))
-    perm = torch.randperm(n, generator=g).tolist()
-    nb = n // batch_size // world_size * world_size
-    return [[(epoch, i) for i in perm[b * batch_size:(b + 1) * batch_size]] for b in range(rank, nb, world_size)]
+    perm = torch.randperm(n, generator=g).tolist()[start:]
+    share = batch_size * accumulate          # one process's part of a step
+    per_step = share * world_size
+    steps = []
+    for s in range(len(perm) // per_step):
+        mine = perm[s * per_step + rank * share:s * per_step + (rank + 1) * share]
+        steps.append([[(epoch, i) for i in mine[k * batch_size:(k + 1) * batch_size]] for k in range(accumulate)])
+    return steps
 
 
 class SeededAugment(Dataset):
@@ -75,25 +88,48 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def train_loader(ds: SeededAugment, batches: list[list[tuple[int, int]]], runtime) -> DataLoader:
-    return DataLoader(ds, batch_sampler=batches, num_workers=runtime.num_workers, collate_fn=collate,
-                      pin_memory=runtime.pin_memory, generator=torch.Generator().manual_seed(0))
+def train_loader(ds: SeededAugment, steps: list[Step], runtime) -> DataLoader:
+    """Micro-batches of ``steps`` in order (``grouped`` puts each step's back together)."""
+    return DataLoader(ds, batch_sampler=[mb for step in steps for mb in step], num_workers=runtime.num_workers,
+                      collate_fn=collate, pin_memory=runtime.pin_memory, generator=torch.Generator().manual_seed(0))
+
+
+def grouped(loader: DataLoader, accumulate: int):
+    """The loader's micro-batches, ``accumulate`` at a time: one list per optimizer step."""
+    step = []
+    for batch in loader:
+        step.append(batch)
+        if len(step) == accumulate:
+            yield step
+            step = []
 
 
 def val_loader(ds, batch_size: int, runtime) -> DataLoader:
-    return DataLoader(ds, batch_size=batch_size, shuffle=False, drop_last=False, collate_fn=collate,
-                      num_workers=runtime.num_workers, pin_memory=runtime.pin_memory,
-                      generator=torch.Generator().manual_seed(0))
+    """Validation batches in order; with several processes, process ``rank`` takes batches ``rank``,
+    ``rank + world_size``, …: the same batches as one process would make, shared out (the sums are
+    then reduced), so the figures do not depend on the number of processes."""
+    n, world = len(ds), runtime.world
+    batches = [list(range(b, min(b + batch_size, n))) for b in range(0, n, batch_size)][world.rank::world.world_size]
+    return DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=runtime.num_workers,
+                      pin_memory=runtime.pin_memory, generator=torch.Generator().manual_seed(0))
 
 
-def check_sizes(n_train: int, batch_size: int, world_size: int = 1) -> int:
+def check_sizes(n_train: int, batch_size: int, world_size: int = 1, accumulate: int = 1) -> int:
     """Steps per epoch (``len(epoch_batches(...))`` of every process), refusing a data set without one."""
-    steps = n_train // batch_size // world_size
+    per_step = batch_size * accumulate * world_size
+    steps = n_train // per_step
     if steps < 1:
-        per = f" for each of {world_size} processes" if world_size > 1 else ""
-        raise SarzooError(f"the training set has {n_train} patches, fewer than one batch of {batch_size}{per} "
-                          f"(the incomplete last batch is dropped): lower train.batch_size, add data, or use "
-                          f"a smaller data.stride")
+        share = []
+        if accumulate > 1:
+            share.append(f"{accumulate} micro-batches (train.accumulate)")
+        if world_size > 1:
+            share.append(f"{world_size} processes")
+        per = f" of {batch_size} × " + " × ".join(share) + f" = {per_step}" if share else f" of {batch_size}"
+        raise SarzooError(f"the training set has {n_train} patches, fewer than one batch{per} "
+                          f"(the incomplete last batch is dropped): lower train.batch_size"
+                          + (" or train.accumulate" if accumulate > 1 else "")
+                          + (", use fewer processes" if world_size > 1 else "")
+                          + ", add data, or use a smaller data.stride")
     return steps
 
 

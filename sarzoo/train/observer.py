@@ -42,6 +42,14 @@ class RunInfo:
     resumed_from: str | None = None
     resumed_amp: str | None = None
     decay: str = "plateau"          # train.schedule: plateau | cosine
+    accumulate: int = 1            # micro-batches per step (train.accumulate)
+    world_size: int = 1            # processes
+    resumed_step_batch: int | None = None   # patches per step of the checkpoint's run
+
+    @property
+    def step_batch(self) -> int:
+        """Patches per optimizer step, all micro-batches of all processes."""
+        return self.batch_size * self.accumulate * self.world_size
 
 
 @dataclass

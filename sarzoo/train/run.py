@@ -24,7 +24,10 @@ DEFAULT_RUNS = Path("runs")
 #: keys that may differ between a checkpoint's recipe and the resuming command
 # how a run computes (runtime.*: precision, layout, compile, checkpointing) may change too: it is the
 # same training, on another machine or with another speed/memory trade
-RESUME_MAY_CHANGE = {"description", "train.epochs", "train.max_steps", "runtime.*"}
+# and so may the batch per process and the micro-batches per step: with another number of processes,
+# they keep the patches per step (the run continues from the same patch of the epoch either way)
+RESUME_MAY_CHANGE = {"description", "train.epochs", "train.max_steps", "train.batch_size", "train.accumulate",
+                     "runtime.*"}
 
 
 # --- run directories -------------------------------------------------------------------------
@@ -82,7 +85,7 @@ def recipe_differences(old: dict, new: dict, ignore=RESUME_MAY_CHANGE) -> list[s
 
 # --- the run -----------------------------------------------------------------------------------
 
-def _plan(args):
+def plan_run(args):
     """The recipe with the command's overrides, resolved and planned: the one load → resolve → plan."""
     from sarzoo import config
     from sarzoo.plan import make_plan
@@ -135,17 +138,18 @@ class PreparedRun:
 def prepare_run(args, observer: Observer) -> PreparedRun:
     """Everything before the first step, from the command's arguments; decisions go to ``observer.on_prepare``."""
     from sarzoo import checkpoint
-    from sarzoo.config import dump
     from sarzoo.data.dataset import build_datasets
     from sarzoo.device import pick_device
-    from sarzoo.files import atomic_write_text
+    from sarzoo.train import distributed
     from sarzoo.train.runtime import Runtime
     from sarzoo.train.trainer import Trainer
 
-    plan = _plan(args)
+    plan = plan_run(args)
     recipe = plan.recipe
-    pick_device(args.device)  # an unusable --device fails here, before anything is written
-    ckpt_path = _find_resume(args, recipe)
+    device = pick_device(args.device)  # an unusable --device fails here, before anything is written
+    # several processes (torchrun): join them; what touches the file system is decided by rank 0 alone
+    world, device = distributed.start(device)
+    ckpt_path = world.from_main(lambda: _find_resume(args, recipe))
     ck = None
     if ckpt_path is not None:
         ck = checkpoint.read(ckpt_path, purpose="resume")
@@ -181,26 +185,35 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
 
     # everything that can still refuse (batch larger than the data, …) does so before the run dir exists
     cfg = recipe["train"]
-    runtime = Runtime.create(args.device, recipe["runtime"], cfg["num_workers"])
+    runtime = Runtime.create(device, recipe["runtime"], cfg["num_workers"], world, cfg["sync_bn"])
     if runtime.fast.compile:
         observer.on_prepare("compiling", mode=runtime.fast.compile_mode)
     trainer = Trainer(plan, train_ds, val_ds, prep, runtime, resume=ck, data_info=data_info)
 
     if ck is None:
-        if args.out:
-            run_dir = Path(args.out)
-            if args.resume == "auto" and is_run_dir(run_dir):
-                # --resume auto asked to continue this directory, and it has no last.pt: the earlier
-                # attempt stopped before its first checkpoint, so there is nothing to continue
-                observer.on_prepare("restart_in_place", run_dir=run_dir)
-            elif is_run_dir(run_dir):
-                raise SarzooError(f"--out {run_dir} already holds a run (checkpoints/logs): nothing was written. "
-                                  f"Continue it with --resume auto (or --resume {run_dir / 'last.pt'}), or choose "
-                                  f"another --out; omit --out to get a fresh runs/{recipe['name']}-N directory.")
-            run_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            run_dir = new_run_dir(DEFAULT_RUNS / recipe["name"])
-        atomic_write_text(run_dir / "recipe.yaml",
-                          f"# resolved recipe of this run (rebuilds the identical model): sarzoo build "
-                          f"{run_dir / 'recipe.yaml'}\n" + dump(recipe))
+        run_dir = world.from_main(lambda: _new_run(args, recipe, observer))
     return PreparedRun(recipe, run_dir, trainer, prep, data_info)
+
+
+def _new_run(args, recipe: dict[str, Any], observer: Observer) -> Path:
+    """The directory of a fresh run, created, with its recipe.yaml."""
+    from sarzoo.config import dump
+    from sarzoo.files import atomic_write_text
+
+    if args.out:
+        run_dir = Path(args.out)
+        if args.resume == "auto" and is_run_dir(run_dir):
+            # --resume auto asked to continue this directory, and it has no last.pt: the earlier
+            # attempt stopped before its first checkpoint, so there is nothing to continue
+            observer.on_prepare("restart_in_place", run_dir=run_dir)
+        elif is_run_dir(run_dir):
+            raise SarzooError(f"--out {run_dir} already holds a run (checkpoints/logs): nothing was written. "
+                              f"Continue it with --resume auto (or --resume {run_dir / 'last.pt'}), or choose "
+                              f"another --out; omit --out to get a fresh runs/{recipe['name']}-N directory.")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run_dir = new_run_dir(DEFAULT_RUNS / recipe["name"])
+    atomic_write_text(run_dir / "recipe.yaml",
+                      f"# resolved recipe of this run (rebuilds the identical model): sarzoo build "
+                      f"{run_dir / 'recipe.yaml'}\n" + dump(recipe))
+    return run_dir

@@ -7,24 +7,50 @@ their usual meaning.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
+import time
 from typing import Callable
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class SignalStop:
-    """Context manager; ``on_signal(signum)`` is told at once (from the handler), ``received`` holds it."""
+    """Context manager; ``on_signal(signum)`` is told at once (from the handler), ``received`` holds it.
 
-    def __init__(self, on_signal: Callable[[int], None]):
+    ``relayed``: the process runs under torchrun, whose agent passes the signals it receives on to
+    every process; a Ctrl-C in a terminal then reaches a process twice within moments (from the
+    terminal and from the agent). A repeat within ``RELAY_SECONDS`` of the first is that relay, not
+    a second Ctrl-C, so it is ignored; a later one aborts as usual.
+    """
+
+    RELAY_SECONDS = 2.0
+
+    def __init__(self, on_signal: Callable[[int], None], relayed: bool = False):
         self.on_signal = on_signal
+        self.relayed = relayed
         self.received: int | None = None
+        self._first_at = 0.0
         self._old: dict[int, object] = {}
 
-    def _handle(self, signum: int, _frame) -> None:
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:   # only under torchrun: a plain run restored the default below
+            if time.monotonic() - self._first_at < self.RELAY_SECONDS:
+                return
+            self._default(signum)
+            if signum == signal.SIGINT:
+                signal.default_int_handler(signum, frame)
+            os.kill(os.getpid(), signum)
+            return
         self.received = signum
+        self._first_at = time.monotonic()
         self.on_signal(signum)
+        if not self.relayed:
+            self._default(signum)
+
+    @staticmethod
+    def _default(signum: int) -> None:
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     def __enter__(self) -> "SignalStop":

@@ -33,7 +33,8 @@ class TrainState:
     best: dict[str, Any]           # value, epoch, step, metric (+ psnr, ssim of that epoch)
     epoch: int = 0                 # epochs completed
     step: int = 0                  # optimizer steps attempted (skipped non-finite ones included)
-    batch_in_epoch: int = 0        # batches of the current epoch consumed
+    batch_in_epoch: int = 0        # steps of the current epoch taken
+    samples_in_epoch: int = 0      # patches of the current epoch consumed (all processes): where it goes on
     bad_epochs: int = 0            # epochs since the last improvement (early stopping)
     nonfinite: dict[str, int] = field(default_factory=lambda: {"total": 0, "in_a_row": 0})
     accum: dict[str, float] = field(default_factory=_zero_accum)
@@ -45,10 +46,11 @@ class TrainState:
         metric = "val_loss" if has_validation else "train_loss"
         return cls(best={"value": math.inf, "epoch": None, "step": None, "metric": metric})
 
-    def count_step(self, metrics: dict[str, float] | None, seconds: float) -> None:
-        """One step done: ``metrics`` of a finite one, None for a skipped (non-finite) one."""
+    def count_step(self, metrics: dict[str, float] | None, seconds: float, samples: int) -> None:
+        """One step of ``samples`` patches done: ``metrics`` of a finite one, None for a skipped (non-finite) one."""
         self.step += 1
         self.batch_in_epoch += 1
+        self.samples_in_epoch += samples
         self.accum["time"] += seconds
         if metrics is None:
             self.nonfinite["total"] += 1
@@ -79,6 +81,7 @@ class TrainState:
         self.last_val = dict(val)
         self.epoch += 1
         self.batch_in_epoch = 0
+        self.samples_in_epoch = 0
         self.accum = _zero_accum()
 
     def to_payload(self) -> dict[str, Any]:
@@ -86,6 +89,7 @@ class TrainState:
             "epoch": self.epoch,
             "step": self.step,
             "batch_in_epoch": self.batch_in_epoch,
+            "samples_in_epoch": self.samples_in_epoch,
             "best": dict(self.best),
             "early_stopping": {"bad_epochs": self.bad_epochs},
             "nonfinite": dict(self.nonfinite),
@@ -95,8 +99,9 @@ class TrainState:
         }
 
     @classmethod
-    def from_payload(cls, ck: dict[str, Any]) -> "TrainState":
+    def from_payload(cls, ck: dict[str, Any], samples_in_epoch: int) -> "TrainState":
         return cls(epoch=int(ck["epoch"]), step=int(ck["step"]), batch_in_epoch=int(ck["batch_in_epoch"]),
+                   samples_in_epoch=samples_in_epoch,
                    best=dict(ck["best"]), bad_epochs=int(ck["early_stopping"]["bad_epochs"]),
                    nonfinite=dict(ck["nonfinite"]), accum=dict(ck["accum"]), last_val=dict(ck.get("metrics") or {}),
                    reference=dict(ck.get("reference") or {}))
@@ -112,7 +117,7 @@ class TrainingParts:
     runtime: Runtime
     recipe: dict[str, Any]
     preprocessing: Any
-    sizes: dict[str, int]          # steps_per_epoch, n_train, n_val: the data the run was trained on
+    sizes: dict[str, int]          # steps_per_epoch, n_train, n_val, step_batch, world_size: how it was trained
     data_info: dict[str, Any]
 
 
@@ -135,17 +140,28 @@ def training_payload(state: TrainState, t: TrainingParts) -> dict[str, Any]:
 def restore(ck: dict[str, Any], t: TrainingParts, batch_size: int) -> TrainState:
     """Load a training checkpoint into ``t`` and the global RNGs; its decision state is returned.
 
-    Refuses a checkpoint of other training data: the epochs' batches would not be the same ones."""
-    n_train, steps = t.sizes["n_train"], t.sizes["steps_per_epoch"]
-    if ck.get("n_train") != n_train or ck.get("steps_per_epoch") != steps:
+    Refuses a checkpoint of other training data: the epochs' batches would not be the same ones.
+    A checkpoint written with another number of processes (or ``train.accumulate``), hence another
+    number of patches per step, continues from the same patch of the same epoch's order; the steps
+    are then cut differently from there on, so the run goes on, but not bit for bit as it would have.
+    """
+    n_train = t.sizes["n_train"]
+    if ck.get("n_train") != n_train:
         raise SarzooError(f"{ck.get('_path')}: the training data changed since this checkpoint "
-                          f"({ck.get('n_train')} patches then, {n_train} now; batch size "
-                          f"{batch_size}): resuming would not continue the same run. Start a new run.")
+                          f"({ck.get('n_train')} patches then, {n_train} now): resuming would not continue the same "
+                          f"run. Start a new run.")
+    # checkpoints from before several processes: one process, one batch of batch_size per step
+    step_batch = int(ck.get("step_batch") or batch_size)
+    samples = ck.get("samples_in_epoch")
+    samples = int(samples) if samples is not None else int(ck["batch_in_epoch"]) * step_batch
     t.model.load_state_dict(ck["model"])
     t.optimizer.load_state_dict(ck["optimizer"])
     t.schedule.load_state_dict(ck["scheduler"])
     if t.runtime.scaler is not None and ck.get("scaler"):
         t.runtime.scaler.load_state_dict(ck["scaler"])
-    state = TrainState.from_payload(ck)
+    state = TrainState.from_payload(ck, samples)
+    if step_batch != t.sizes["step_batch"]:
+        # the step count of the epoch in this run's steps, for progress and the end-of-epoch test
+        state.batch_in_epoch = samples // t.sizes["step_batch"]
     set_rng_state(ck["rng"])
     return state

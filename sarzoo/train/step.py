@@ -1,7 +1,8 @@
 """One optimizer step, and what a non-finite one may leave behind.
 
-The step runs under the runtime's autocast and GradScaler and clips the gradient norm. A NaN/Inf
-loss or gradient skips the step instead of updating the weights: the batch-norm statistics the bad
+The step runs under the runtime's autocast and GradScaler, accumulates the gradients of its
+micro-batches, and clips the gradient norm. A NaN/Inf loss or gradient skips the step instead of
+updating the weights: the batch-norm statistics the bad
 forward pass touched are put back and the gradients dropped, so a skipped step leaves the model as
 it was. (Counting such steps, and stopping after a streak, is the loop's decision state.)
 Putting the statistics back needs their values from before the forward pass; they are copied with
@@ -13,6 +14,7 @@ checkpoint, which ``NonFiniteWeights`` then refuses to write.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -32,10 +34,21 @@ def weights_finite(model: torch.nn.Module) -> bool:
 
 
 class TrainStep:
-    """``step(batch) -> metrics`` (``loss``, ``mse``, ``ssim``, ``psnr``, ``grad_norm``), or None if skipped.
+    """``step(batches) -> metrics`` (``loss``, ``mse``, ``ssim``, ``psnr``, ``grad_norm``), or None if skipped.
 
-    ``net`` is what runs forward (``Runtime.prepare_model``'s result); ``model`` the module whose
+    ``batches`` is one batch, or the list of micro-batches of one optimizer step
+    (``train.accumulate``): their gradients add up (each loss divided by their number) before the
+    one update. ``net`` is what runs forward (``Runtime.prepare_model``'s result: the model, its
+    compiled form, or its ``DistributedDataParallel`` wrapper); ``model`` the module whose
     parameters and buffers it updates.
+
+    With several processes every process must take the same decision, or one would wait forever
+    in a collective the others skipped: every micro-batch is always run backward (a non-finite loss
+    then makes the gradients non-finite, which DDP's averaging spreads to every process), and the
+    losses, with a "this process's losses were finite" count, are summed over the processes in
+    the one transfer that brings the step's numbers to the host. The numbers reported are the
+    means over the whole step (all micro-batches of all processes): the loss one process would
+    have had on the step's batch.
     """
 
     def __init__(self, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -53,25 +66,41 @@ class TrainStep:
             with torch.no_grad():
                 torch._foreach_copy_(self.saved_buffers, self.buffers)
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, float] | None:
-        x, mask = batch["x"], batch["mask"]
+    def _reduce_gradients(self, now: bool):
+        """DDP averages gradients on the last micro-batch's backward only (``no_sync`` before it)."""
+        no_sync = getattr(self.net, "no_sync", None) if self.rt.world.distributed else None
+        return contextlib.nullcontext() if now or no_sync is None else no_sync()
+
+    def __call__(self, batches: dict[str, Any] | list[dict[str, Any]]) -> dict[str, float] | None:
+        micro = batches if isinstance(batches, list) else [batches]
+        scaler = self.rt.scaler
         self._snapshot()
         self.optimizer.zero_grad(set_to_none=True)
-        with self.rt.autocast():
-            x_hat, _ = self.net(x)
-        loss, parts = self.loss_fn(x_hat, x, mask)
-        ok = bool(torch.isfinite(loss))
-        grad_norm = float("nan")
+        sums = None
+        for j, batch in enumerate(micro):
+            x, mask = batch["x"], batch["mask"]
+            with self._reduce_gradients(j == len(micro) - 1):
+                with self.rt.autocast():
+                    x_hat, _ = self.net(x)
+                loss, parts = self.loss_fn(x_hat, x, mask)
+                scaled = loss / len(micro) if len(micro) > 1 else loss
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            numbers = torch.stack([loss.detach().float(), parts["mse"].detach().float(),
+                                   parts["ssim"].detach().float()])
+            sums = numbers if sums is None else sums + numbers
+        world = self.rt.world
+        step = torch.cat([sums / len(micro), torch.isfinite(sums).all().float().reshape(1)])
+        world.sum_(step)
+        ok = bool(step[3] >= world.world_size)   # every process's losses finite
+        grad_norm = torch.tensor(float("nan"))
         if ok:
-            scaler = self.rt.scaler
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.unscale_(self.optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
                 scaler.step(self.optimizer)  # skips by itself on inf/NaN gradients (fp16 overflow)
                 scaler.update()
             else:
-                loss.backward()
+                # the gradients are the same on every process after DDP's averaging: so is this decision
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
                 ok = bool(torch.isfinite(grad_norm))
                 if ok:
@@ -81,8 +110,7 @@ class TrainStep:
                 torch._foreach_copy_(self.buffers, self.saved_buffers)
             self.optimizer.zero_grad(set_to_none=True)
             return None
-        loss_v, mse, ssim, grad_norm = torch.stack(
-            [loss.detach().float(), parts["mse"].detach().float(), parts["ssim"].detach().float(),
-             torch.as_tensor(grad_norm, dtype=torch.float32, device=loss.device)]).tolist()
+        loss_v, mse, ssim, grad_norm = torch.cat(
+            [step[:3] / world.world_size, grad_norm.detach().float().reshape(1).to(step.device)]).tolist()
         return {"loss": loss_v, "mse": mse, "ssim": ssim,
                 "psnr": 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf, "grad_norm": grad_norm}

@@ -22,7 +22,7 @@ from sarzoo import checkpoint
 from sarzoo.images import write_png
 from sarzoo.plan import Plan
 from sarzoo.train.assembly import assemble_step, compile_step, probe_input
-from sarzoo.train.data import SeededAugment, check_sizes, epoch_batches, train_loader
+from sarzoo.train.data import SeededAugment, check_sizes, epoch_batches, grouped, train_loader
 from sarzoo.train.logbook import RunLog
 from sarzoo.train.observer import (
     EpochRecord,
@@ -66,7 +66,9 @@ class Trainer:
         self.train_ds = SeededAugment(train_ds, self.seed, augment=getattr(train_ds, "augment", False))
         self.val_ds = val_ds
         self.batch_size = int(cfg["batch_size"])
-        self.steps_per_epoch = check_sizes(len(train_ds), self.batch_size, runtime.world_size)
+        self.accumulate = int(cfg["accumulate"])
+        self.step_batch = self.batch_size * self.accumulate * runtime.world_size   # patches per optimizer step
+        self.steps_per_epoch = check_sizes(len(train_ds), self.batch_size, runtime.world_size, self.accumulate)
         self.epochs, self.max_steps = int(cfg["epochs"]), cfg["max_steps"]
         self.schedule = Schedule(optimizer, cfg, self.steps_per_epoch)
         self.train_step = parts.step
@@ -76,14 +78,17 @@ class Trainer:
                                      math.prod(self.plan.latent_shape), cfg["preview_samples"])
         self.parts = TrainingParts(self.model, optimizer, self.schedule, runtime, recipe, preprocessing,
                                    {"steps_per_epoch": self.steps_per_epoch, "n_train": len(train_ds),
-                                    "n_val": len(val_ds)}, dict(data_info or {}))
+                                    "n_val": len(val_ds), "step_batch": self.step_batch,
+                                    "world_size": runtime.world_size}, dict(data_info or {}))
         self.state = TrainState.fresh(has_validation=len(val_ds) > 0)
         self.resumed_from: str | None = None
         self.resumed_amp: str | None = None
+        self.resumed_step_batch: int | None = None
         self.saved_step: int | None = None    # step of the newest last.pt on disk (for messages)
         if resume is not None:
             self.state = restore(resume, self.parts, self.batch_size)
             self.resumed_from, self.resumed_amp = resume.get("_path"), resume.get("amp")
+            self.resumed_step_batch = int(resume.get("step_batch") or self.batch_size)
             self.saved_step = self.state.step
 
     # -- the loop ----------------------------------------------------------------------------
@@ -98,7 +103,7 @@ class Trainer:
         purge = self.state.step + 1 if self.resumed_from is not None else None
         self.log = RunLog(self.run_dir, purge_step=purge, enabled=self.rt.is_main)
         try:
-            with SignalStop(self.obs.on_signal) as self.signals:
+            with SignalStop(self.obs.on_signal, relayed=self.rt.world.launched) as self.signals:
                 result = self._run()
                 self.obs.on_stop(result)
         finally:
@@ -108,7 +113,7 @@ class Trainer:
     def _run(self) -> TrainResult:
         st = self.state
         if not st.reference and len(self.val_ds):
-            st.reference = self.validation.run(reference=True, interrupted=self._interrupted) or {}
+            st.reference = self.validation.run(reference=True, interrupted=self._validation_interrupted) or {}
         self.obs.on_start(self._info())
         self._log_start()
         try:
@@ -135,23 +140,25 @@ class Trainer:
     def _train_epoch(self) -> Stop | None:
         """The epoch's remaining steps (all of them, or up to ``max_steps``)."""
         st = self.state
-        todo = epoch_batches(len(self.train_ds), self.batch_size, self.seed, st.epoch,
-                             rank=self.rt.rank, world_size=self.rt.world_size)[st.batch_in_epoch:]
+        todo = epoch_batches(len(self.train_ds), self.batch_size, self.seed, st.epoch, rank=self.rt.rank,
+                             world_size=self.rt.world_size, accumulate=self.accumulate, start=st.samples_in_epoch)
         if self.max_steps is not None:
             todo = todo[:max(0, self.max_steps - st.step)]
         if not todo:
-            return ("max_steps", None) if st.batch_in_epoch < self.steps_per_epoch else None
+            return ("max_steps", None) if self._epoch_unfinished() else None
         self.obs.on_steps_begin(st.epoch + 1, self.epochs, st.batch_in_epoch, self.steps_per_epoch)
         every = self.cfg["checkpoint_every_steps"]
         t_last = time.perf_counter()
         try:
-            for batch in train_loader(self.train_ds, todo, self.rt):
+            for micro in grouped(train_loader(self.train_ds, todo, self.rt), self.accumulate):
                 if self._interrupted():  # arrived between steps (validation, a checkpoint write)
                     return "signal", None
-                self.schedule.before_step(st.step)
-                out = self.train_step(self.rt.to_device(batch))
+                # where the run is, in this run's steps: the step count itself unless a resume changed
+                # the patches per step, so the schedule follows the data seen, not the steps taken
+                self.schedule.before_step(st.epoch * self.steps_per_epoch + st.samples_in_epoch / self.step_batch)
+                out = self.train_step([self.rt.to_device(b) for b in micro])
                 now = time.perf_counter()
-                st.count_step(out, now - t_last)
+                st.count_step(out, now - t_last, self.step_batch)
                 t_last = now
                 record = StepRecord(st.epoch + 1, st.step, out, st.running_means(), self.schedule.lr,
                                     st.nonfinite["in_a_row"], st.nonfinite["total"])
@@ -167,21 +174,24 @@ class Trainer:
                     self.log.scalars({f"step/{k}": v for k, v in out.items()}, st.step)
                 self.obs.on_step(record)
                 # no periodic checkpoint inside a NaN streak: last.pt stays the one from before it
-                if (every and st.step % every == 0 and st.batch_in_epoch < self.steps_per_epoch
-                        and st.nonfinite["in_a_row"] == 0):
+                if every and st.step % every == 0 and self._epoch_unfinished() and st.nonfinite["in_a_row"] == 0:
                     self._save("last.pt")
                 checkpoint.fault_point("step", st.step)
                 if self._interrupted():
                     return "signal", None
         finally:
             self.obs.on_steps_end()
-        return ("max_steps", None) if st.batch_in_epoch < self.steps_per_epoch else None
+        return ("max_steps", None) if self._epoch_unfinished() else None
+
+    def _epoch_unfinished(self) -> bool:
+        """Another whole step of this epoch's data is left."""
+        return len(self.train_ds) - self.state.samples_in_epoch >= self.step_batch
 
     def _end_epoch(self) -> Stop | None:
         """Validate, judge (best, early stopping, plateau), checkpoint and record the finished epoch."""
         st, cfg = self.state, self.cfg
         t0 = time.perf_counter()
-        val = self.validation.run(interrupted=self._interrupted)
+        val = self.validation.run(interrupted=self._validation_interrupted)
         if val is None:  # interrupted during validation: the epoch's steps are done, validation is not
             return "signal", None
         train = st.running_means()
@@ -227,7 +237,13 @@ class Trainer:
         return kept_checkpoint(self.run_dir, self.saved_step)
 
     def _interrupted(self) -> bool:
-        return self.signals.received is not None
+        """A stop signal arrived, in any process: all of them stop at the same step (a collective)."""
+        return self.rt.world.any(self.signals.received is not None, self.rt.device)
+
+    def _validation_interrupted(self) -> bool:
+        """Between validation batches: one process alone (their batch counts differ, so no collective
+        there); with several, a signal waits for the end of validation, where ``_interrupted`` asks all."""
+        return not self.rt.world.distributed and self.signals.received is not None
 
     # -- what the observer and the record get ----------------------------------------------------
     def _info(self) -> RunInfo:
@@ -237,7 +253,8 @@ class Trainer:
                        self.epochs,
                        self.steps_per_epoch, self.batch_size, self.max_steps, cfg["lr"], self.schedule.warmup_steps,
                        len(self.val_ds), dict(st.reference), st.epoch, st.step, st.batch_in_epoch,
-                       self.resumed_from, self.resumed_amp, self.schedule.kind)
+                       self.resumed_from, self.resumed_amp, self.schedule.kind, self.accumulate,
+                       self.rt.world_size, self.resumed_step_batch)
 
     def _log_start(self) -> None:
         st = self.state

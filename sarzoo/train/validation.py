@@ -73,7 +73,15 @@ class Validation:
                     add("psnr_clean_input", M.psnr(batch["clean"], x, mask), n)
         finally:
             self.net.train()
-        return {k: sums[k] / counts[k] for k in sums}
+        # several processes validated their share of the batches: every process adds up everyone's
+        # sums in rank order, so all get the same figures (one process: its own, unchanged)
+        total: dict[str, float] = {}
+        n: dict[str, int] = {}
+        for part_sums, part_counts in self.rt.world.gather((sums, counts)):
+            for k, v in part_sums.items():
+                total[k] = total.get(k, 0.0) + v
+                n[k] = n.get(k, 0) + part_counts[k]
+        return {k: total[k] / n[k] for k in total}
 
     @torch.no_grad()
     def preview(self) -> torch.Tensor | None:
