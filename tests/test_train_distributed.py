@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
 
-from tests._train_common import ROOT, log_records, run_sarzoo, subprocess_env
+from tests._train_common import ROOT, log_records, run_sarzoo, sarzoo_cmd, subprocess_env
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="this PyTorch build has no torch.distributed with gloo")
@@ -133,6 +136,42 @@ def test_when_one_process_dies_every_process_stops_with_a_clear_error(tmp_path):
     assert "Traceback" not in res.stderr + res.stdout
     ck = torch.load(run / "last.pt", weights_only=True)
     assert ck["step"] == 2
+
+
+def test_ctrl_c_stops_every_process_after_the_same_step_and_resumes_exactly(tmp_path):
+    """Ctrl-C in a terminal reaches the launcher and both processes (and the launcher relays it once
+    more): they agree on one step to stop after, rank 0 writes last.pt and prints the command that
+    resumes; resumed with the same 2 processes, the run ends with the weights of an uninterrupted one."""
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    n = 14
+    args = ["train", "tiny", "--nproc", "2", "--set", "train.batch_size=8", *SMALL]
+    res = run_sarzoo([*args, "--out", str(straight), "--max-steps", str(n)], timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    proc = subprocess.Popen(sarzoo_cmd([*args, "--out", str(run), "--max-steps", "500"]), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=subprocess_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(r["event"] == "step" and r["step"] >= 3 for r in log_records(run)):
+            assert proc.poll() is None, proc.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "the run did not reach step 3"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)     # what a terminal does: the whole foreground group
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, (proc.returncode, stderr[-2000:])
+    assert "Traceback" not in stderr and stderr.count("SIGINT received: finishing the current step") == 1
+    ck = torch.load(run / "last.pt", weights_only=True)
+    assert 3 <= ck["step"] < n, f"stopped at step {ck['step']}: the machine was too slow to compare"
+    hint = next(line for line in stderr.splitlines() if line.startswith("  sarzoo train "))
+    assert "--nproc 2" in hint and hint.rstrip().endswith(f"--resume {run / 'last.pt'}")
+    res = run_sarzoo([*shlex.split(hint)[1:], "--max-steps", str(n)], timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    a, b = (torch.load(d / "last.pt", weights_only=True) for d in (straight, run))
+    assert a["step"] == b["step"] == n
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
 
 
 def test_nproc_refuses_what_every_process_would_refuse(tmp_path):
