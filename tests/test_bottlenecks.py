@@ -104,6 +104,16 @@ def test_build_reports_bits_not_only_numbers():
     d = json.loads(r.stdout)
     assert d["latent"]["bits_per_pixel"] == 2.0 and d["latent"]["storage"] == "float32"
     assert d["params"]["total"] == 24_009_025
-    text = run_cli("build", CODEC).stdout
+    text = run_cli("build", "tiny_codec").stdout
     assert "entropy-coded" in text and "bottleneck      hyperprior" in text
     assert "2 bits/pixel as float32" in run_cli("build", "res_cbam").stdout
+
+
+def test_training_logs_bpp(tmp_path):
+    from tests._train_common import log_records, run_sarzoo, train_args
+
+    r = run_sarzoo(train_args(tmp_path / "run", "--max-steps", 3, sets=["train.log_every_steps=1"], recipe=CODEC))
+    assert r.returncode == 0, r.stdout + r.stderr
+    steps = [e for e in log_records(tmp_path / "run") if e["event"] == "step"]
+    assert steps and all(e["bpp"] > 0 for e in steps)
+    assert "bpp" in r.stderr + r.stdout and "entropy-coded" in r.stderr + r.stdout
