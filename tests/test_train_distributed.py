@@ -15,12 +15,11 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
-from tests._train_common import ROOT, log_records, run_sarzoo, sarzoo_cmd, subprocess_env
+from tests._train_common import ROOT, log_records, run_sarzoo, sarzoo_cmd, subprocess_env, wait_for_step
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="this PyTorch build has no torch.distributed with gloo")
@@ -151,11 +150,7 @@ def test_ctrl_c_stops_every_process_after_the_same_step_and_resumes_exactly(tmp_
     proc = subprocess.Popen(sarzoo_cmd([*args, "--out", str(run), "--max-steps", "500"]), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=subprocess_env(), start_new_session=True)
     try:
-        deadline = time.monotonic() + 240
-        while not any(r["event"] == "step" and r["step"] >= 3 for r in log_records(run)):
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "the run did not reach step 3"
-            time.sleep(0.05)
+        wait_for_step(proc, run, 3)
         os.killpg(proc.pid, signal.SIGINT)     # what a terminal does: the whole foreground group
         stdout, stderr = proc.communicate(timeout=120)
     finally:
@@ -230,11 +225,7 @@ def test_a_signal_to_one_process_stops_all_of_them_at_the_same_step(tmp_path):
                                         "--out", str(run), "--max-steps", "500"]),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=subprocess_env())
     try:
-        deadline = time.monotonic() + 240
-        while not any(r["event"] == "step" and r["step"] >= 3 for r in log_records(run)):
-            assert proc.poll() is None, proc.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "the run did not reach step 3"
-            time.sleep(0.05)
+        wait_for_step(proc, run, 3)
         os.kill(_ranks(proc.pid)[1], signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=120)
     finally:
