@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,3 +91,15 @@ def assert_same_training_state(a: dict, b: dict) -> None:
     assert a["best"] == b["best"] and a["nonfinite"] == b["nonfinite"]
     assert a["early_stopping"] == b["early_stopping"]
     assert {k: v for k, v in a["accum"].items() if k != "time"} == {k: v for k, v in b["accum"].items() if k != "time"}
+
+
+def wait_for_step(proc: subprocess.Popen, run_dir, k: int, timeout: float = 240.0) -> None:
+    """Until the run's log records step ``k``; fails if the process exits first."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+        if any(r["event"] == "step" and r["step"] >= k for r in log_records(run_dir)):
+            return
+        time.sleep(0.02)
+    raise AssertionError("training did not reach step %d in time" % k)

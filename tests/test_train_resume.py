@@ -28,6 +28,7 @@ from tests._train_common import (
     sarzoo_cmd,
     subprocess_env,
     train_args,
+    wait_for_step,
 )
 
 N = 20  # 3 epochs of 6 steps + 2 steps into the 4th
@@ -78,17 +79,6 @@ def test_sigkill_then_resume_is_bitwise_exact(tmp_path, straight, fault, expect_
     assert tb_scalars(out) == straight["_tb"]
 
 
-def _wait_for_step(proc: subprocess.Popen, run_dir: Path, k: int, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"training exited early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
-        if any(r["event"] == "step" and r["step"] >= k for r in log_records(run_dir)):
-            return
-        time.sleep(0.02)
-    raise AssertionError("training did not reach step %d in time" % k)
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_finishes_step_checkpoints_and_says_how_to_resume(tmp_path, straight, sig):
     out = tmp_path / "run"
@@ -97,7 +87,7 @@ def test_signal_finishes_step_checkpoints_and_says_how_to_resume(tmp_path, strai
     proc = subprocess.Popen(sarzoo_cmd(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=subprocess_env())
     try:
-        _wait_for_step(proc, out, 3)
+        wait_for_step(proc, out, 3)
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=120)
     finally:

@@ -172,3 +172,32 @@ def test_the_observer_hears_the_run_and_the_result_says_why_it_stopped(tmp_path)
                          ("step", STEPS_PER_EPOCH + 1), ("steps_end",), ("stop", "max_steps", STEPS_PER_EPOCH + 1)]
 
 
+
+
+# --- several processes, without starting them --------------------------------------------------
+
+def test_a_checkpoint_from_before_several_processes_took_its_own_recipes_batch():
+    """Resumed with another batch size, an old checkpoint's position is counted in its own batches."""
+    from sarzoo.train.state import checkpoint_step_batch
+
+    old = {"recipe": {"train": {"batch_size": 16}}, "batch_in_epoch": 3}
+    assert checkpoint_step_batch(old) == 16
+    assert checkpoint_step_batch({**old, "recipe": {"train": {"batch_size": 8, "accumulate": 2}}}) == 16
+    assert checkpoint_step_batch({**old, "step_batch": 32}) == 32
+
+
+def test_sync_bn_on_cpu_refuses_batchnorms_it_cannot_synchronise():
+    """timm's BatchNormAct2d (in res_timm_cbam) carries an activation: it is refused, not left unsynchronised."""
+    from timm.layers import BatchNormAct2d
+
+    from sarzoo.train.sync_bn import GlooSyncBatchNorm, convert
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    weight = plain[1].weight
+    convert(plain, torch.device("cpu"))
+    assert type(plain[1]) is GlooSyncBatchNorm and plain[1].weight is weight
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(plain(x), torch.nn.functional.batch_norm(
+        plain[0](x), None, None, weight, plain[1].bias, training=True))   # alone, it is BatchNorm2d
+    with pytest.raises(SarzooError, match="BatchNormAct2d"):
+        convert(torch.nn.Sequential(BatchNormAct2d(4)), torch.device("cpu"))

@@ -73,15 +73,25 @@ def run(args) -> int:
     # several processes: the first speaks for the run, the others only say their own errors
     main = (distributed.environment() or distributed.World()).is_main
     console = Console(args) if main else Observer()
+    clean = False
     try:
         prepared = prepare_run(args, console)
         world = prepared.trainer.rt.world
         if main:
             console.run_lines(prepared)
-        result = prepared.trainer.fit(prepared.run_dir, console)
-        world.barrier()   # every process done before rank 0 reports and the group closes
+        try:
+            result = prepared.trainer.fit(prepared.run_dir, console)
+            world.barrier()   # every process done before rank 0 reports and the group closes
+        except Exception as exc:
+            # a peer lost inside DDP's backward or a synchronised BatchNorm: said as clearly as in
+            # sarzoo's own collectives
+            failure = world.peer_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
+        clean = True
     finally:
-        distributed.stop()
+        distributed.stop(clean)
     code = exit_code(result)
     if code == 0 and main:
         from sarzoo.checkpoint import resolve_path
@@ -120,16 +130,26 @@ def train_argv(args, nproc: bool = True) -> list[str]:
             parts += [flag, str(v)]
     if args.device not in (None, "auto"):
         parts += ["--device", args.device]
-    world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if nproc and (args.nproc or world_size > 1):
-        parts += ["--nproc", str(args.nproc or world_size)]
+    local = _local_processes()
+    if nproc and (args.nproc or (local or 1) > 1):
+        parts += ["--nproc", str(args.nproc or local)]
     return parts
+
+
+def _local_processes() -> int | None:
+    """Processes of this run on this machine under torchrun; None when the run spans several machines
+    (then only the user's own torchrun command can restart it)."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    local = os.environ.get("LOCAL_WORLD_SIZE", world)
+    return int(local) if world == local else None
 
 
 def resume_hint(args, path: Path) -> str:
     """The command line that continues this run: the user's own arguments, with --resume."""
     argv = train_argv(argparse.Namespace(**{**vars(args), "out": None, "resume": None}))
-    return " ".join(shlex.quote(p) for p in ["sarzoo", "train", *argv, "--resume", str(path)])
+    prefix = ["sarzoo"] if _local_processes() is not None else ["torchrun", "<your torchrun options>", "-m", "sarzoo"]
+    words = [*prefix, "train", *argv, "--resume", str(path)]
+    return " ".join(w if w.startswith("<") else shlex.quote(w) for w in words)
 
 
 class Console(Observer):

@@ -114,6 +114,12 @@ def val_loader(ds, batch_size: int, runtime) -> DataLoader:
                       pin_memory=runtime.pin_memory, generator=torch.Generator().manual_seed(0))
 
 
+def val_rounds(n: int, batch_size: int, world_size: int) -> int:
+    """Validation batches of the process that has the most (rank 0): ``val_loader``'s share, rounded up."""
+    batches = (n + batch_size - 1) // batch_size
+    return (batches + world_size - 1) // world_size
+
+
 def check_sizes(n_train: int, batch_size: int, world_size: int = 1, accumulate: int = 1) -> int:
     """Steps per epoch (``len(epoch_batches(...))`` of every process), refusing a data set without one."""
     per_step = batch_size * accumulate * world_size

@@ -16,6 +16,7 @@ inside gloo. The rank that failed prints its own error.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import warnings
@@ -66,12 +67,30 @@ class World:
                 torch.distributed.all_reduce(t)
         return t
 
-    def any(self, flag: bool, device: torch.device | str = "cpu") -> bool:
-        """True on every process when ``flag`` is true on at least one (a stop signal received by one)."""
+    def max(self, value: int, device: torch.device | str = "cpu") -> int:
+        """The largest ``value`` of all processes, on every process (a stop signal received by one of them)."""
         if not self.distributed:
-            return bool(flag)
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
-        return bool(self.sum_(t).item() > 0)
+            return int(value)
+        t = torch.tensor([int(value)], dtype=torch.int64, device=device)
+        with self._collective("agreeing on when to stop"):
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return int(t.item())
+
+    def any(self, flag: bool, device: torch.device | str = "cpu") -> bool:
+        """True on every process when ``flag`` is true on at least one."""
+        return self.max(1 if flag else 0, device) > 0
+
+    def share_buffers(self, module: torch.nn.Module) -> None:
+        """Rank 0's buffers (BatchNorm statistics) into every process's ``module``.
+
+        Without ``sync_bn`` each process updates its statistics from its own batches; DDP copies
+        rank 0's back before the next training forward, but a validation or checkpoint in between
+        would see each process's own, so that the reduced figures would belong to no single model."""
+        if not self.distributed:
+            return
+        with self._collective("sharing BatchNorm statistics"), torch.no_grad():
+            for b in module.buffers():
+                torch.distributed.broadcast(b, src=0)
 
     def gather(self, obj: T) -> list[T]:
         """Every process's ``obj`` (picklable, small: validation sums), in rank order, on every process."""
@@ -94,6 +113,8 @@ class World:
                 box[0] = ("ok", decide())
             except SarzooError as exc:
                 box[0] = ("error", str(exc))
+            except Exception as exc:  # noqa: BLE001 - e.g. a PermissionError: the others must hear of it too
+                box[0] = ("error", f"rank 0 failed: {describe(exc)}")
         with self._collective("sharing rank 0's decision"):
             torch.distributed.broadcast_object_list(box, src=0)
         kind, value = box[0]
@@ -111,10 +132,21 @@ class World:
         try:
             yield
         except (RuntimeError, ValueError) as exc:   # gloo/NCCL errors are RuntimeErrors (DistError)
-            raise PeerFailed(
-                f"stopped while {what}: another process of this run failed or was stopped (its own error is "
-                f"printed above this one, or in torchrun's summary). Checkpoints already written are kept; fix "
-                f"the cause and continue with --resume ({_short(exc)})") from None
+            raise self.peer_failure(exc, what) from None
+
+    def peer_failure(self, exc: BaseException, what: str = "training") -> PeerFailed | None:
+        """``exc`` as the clear error of a lost peer, if it is a communication failure of a run on several
+        processes (also those raised inside DDP's backward or a synchronised BatchNorm); else None."""
+        if not self.distributed or not isinstance(exc, (RuntimeError, ValueError)):
+            return None
+        text = str(exc)
+        if not (isinstance(exc, torch.distributed.DistError)
+                or any(s in text for s in ("gloo", "NCCL", "Connection reset", "Connection closed", "timed out"))):
+            return None
+        return PeerFailed(
+            f"stopped while {what}: another process of this run failed or was stopped (its own error is printed "
+            f"above this one, or in torchrun's summary). Checkpoints already written are kept; fix the cause and "
+            f"continue with --resume ({_short(exc)})")
 
 
 def _short(exc: BaseException) -> str:
@@ -170,8 +202,11 @@ def start(device: torch.device) -> tuple[World, torch.device]:
     if not torch.distributed.is_available():
         raise SarzooError("this PyTorch build has no torch.distributed: several processes cannot train together")
     if not torch.distributed.is_initialized():
+        # device_id (torch >= 2.3) binds NCCL to this process's GPU at once; gloo needs none
+        bind = {"device_id": device} if device.type == "cuda" and "device_id" in inspect.signature(
+            torch.distributed.init_process_group).parameters else {}
         try:
-            torch.distributed.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+            torch.distributed.init_process_group(backend, **bind)
         except (RuntimeError, ValueError) as exc:
             where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
             raise SarzooError(f"process {env.rank} of {env.world_size} could not join the run's process group "
@@ -179,10 +214,13 @@ def start(device: torch.device) -> tuple[World, torch.device]:
     return World(env.rank, env.world_size, env.local_rank, backend, launched=True), device
 
 
-def stop() -> None:
-    """Leave the process group, if this process joined one (at the end of the run, or on its way out
-    after an error: PyTorch warns about a group left open)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+def stop(clean: bool = True) -> None:
+    """Leave the process group, if this process joined one: at the end of the run, and on the way out
+    after an error (a gloo group left open can abort the interpreter's exit when its peers are gone).
+    After an error an NCCL group is left to the process's exit: its teardown can block on a lost peer."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    if clean or torch.distributed.get_backend() == "gloo":
         torch.distributed.destroy_process_group()
 
 

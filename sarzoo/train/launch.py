@@ -18,6 +18,9 @@ from typing import Sequence
 
 from sarzoo.errors import SarzooError
 
+#: seconds torchrun waits for the processes to exit after relaying a signal, before killing them
+SHUTDOWN_SECONDS = 300
+
 
 def check_nproc(nproc: int, device: str | None) -> None:
     """Refuse, before any process starts, what every process would refuse."""
@@ -54,17 +57,26 @@ def launch(nproc: int, train_argv: Sequence[str], device: str | None) -> int:
     for name in [n for n in logging.Logger.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
         logging.getLogger(name).setLevel(logging.CRITICAL)   # torch sets each module's logger's level itself
     if "OMP_NUM_THREADS" not in os.environ:
-        # torchrun's own default is 1 thread per process (with a warning); on CPU the processes share the cores
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--module", "sarzoo",
+        # torchrun's own default is 1 thread per process (with a warning); on CPU the processes share the
+        # cores this process may use (a batch job's share, not the host's count)
+        os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // nproc))
+    # after Ctrl-C the processes finish their step and rank 0 writes last.pt: give them longer than
+    # torchrun's 30 s before it kills them (a big model's step on CPU, a slow disk)
+    args = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}",
+                                         f"--shutdown-timeout={SHUTDOWN_SECONDS}", "--module", "sarzoo",
                                          "train", *train_argv])
     try:
         run(args)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
-        code = failure.exitcode if failure.exitcode >= 0 else 128 - failure.exitcode   # negative: a signal
-        print(f"sarzoo train: process {rank} of {nproc} {_status(code)}; the others were stopped (each "
-              f"process's own message is above)", file=sys.stderr, flush=True)
+        codes = {rank: f.exitcode if f.exitcode >= 0 else 128 - f.exitcode for rank, f in exc.failures.items()}
+        rank = exc.get_first_failure()[0]
+        code = codes[rank]
+        if len(codes) == nproc and len(set(codes.values())) == 1:
+            # all stopped the same way: bad input every process found, or a decision they took together
+            # (non-finite losses): each said why above
+            return code
+        sys.stderr.write(f"sarzoo train: process {rank} of {nproc} {_status(code)}; the others were stopped "
+                         f"(each process's own message is above)\n")
         return code
     except SignalException as exc:   # Ctrl-C / SIGTERM to the launcher: relayed to the processes, which saved
         return 128 + int(exc.sigval)

@@ -160,8 +160,9 @@ def prepare_run(args, observer: Observer) -> PreparedRun:
         if diffs:
             raise SarzooError(f"cannot resume {ckpt_path}: the recipe differs from the one it was trained with ("
                               + "; ".join(diffs[:6]) + ("; …" if len(diffs) > 6 else "")
-                              + "). A resumed run continues the same training; only the number of epochs and "
-                                "max steps may change. Start a new run (without --resume) to train something else.")
+                              + "). A resumed run continues the same training; only the number of epochs, max "
+                                "steps, runtime.* and the step's batch (train.batch_size, train.accumulate) may "
+                                "change. Start a new run (without --resume) to train something else.")
         run_dir = ckpt_path.parent
     elif args.resume == "auto":
         observer.on_prepare("no_previous_run", recipe=recipe["name"])

@@ -79,8 +79,13 @@ class Runtime:
     def compile_now(self, net: torch.nn.Module, model: torch.nn.Module,
                     probe: Callable[[torch.nn.Module], Any]) -> torch.nn.Module:
         out = self.fast.compile_now(net, model, probe)
-        # compiled code refused: the eager fallback is still the DDP wrapper, not the bare model
-        return self._ddp if out is model and self.world.distributed else out
+        if not self.world.distributed:
+            return out
+        # every process runs the same graph or none does (their collectives must match); the eager
+        # fallback is still the DDP wrapper, not the bare model
+        if self.world.any(out is model, self.device):
+            return self._ddp
+        return out
 
     def autocast(self):
         return self.fast.autocast()

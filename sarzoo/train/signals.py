@@ -20,9 +20,10 @@ class SignalStop:
     """Context manager; ``on_signal(signum)`` is told at once (from the handler), ``received`` holds it.
 
     ``relayed``: the process runs under torchrun, whose agent passes the signals it receives on to
-    every process; a Ctrl-C in a terminal then reaches a process twice within moments (from the
-    terminal and from the agent). A repeat within ``RELAY_SECONDS`` of the first is that relay, not
-    a second Ctrl-C, so it is ignored; a later one aborts as usual.
+    every process. A process can then get one stop twice within moments: a batch scheduler (SLURM's
+    ``scancel``, ``--signal``) signals every process of the job step, the agent included, which
+    relays it once more. A repeat within ``RELAY_SECONDS`` of the first is taken for that copy, not
+    for a second Ctrl-C, and ignored; a later one aborts as usual.
     """
 
     RELAY_SECONDS = 2.0

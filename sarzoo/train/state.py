@@ -140,6 +140,15 @@ def training_payload(state: TrainState, t: TrainingParts) -> dict[str, Any]:
     }
 
 
+def checkpoint_step_batch(ck: dict[str, Any]) -> int:
+    """Patches per step of the run that wrote ``ck``; a checkpoint from before several processes
+    took one batch of its own recipe's ``batch_size`` (its recipe is resolved on reading)."""
+    if ck.get("step_batch"):
+        return int(ck["step_batch"])
+    train = ck["recipe"]["train"]
+    return int(train["batch_size"]) * int(train.get("accumulate") or 1)
+
+
 def restore(ck: dict[str, Any], t: TrainingParts, batch_size: int) -> TrainState:
     """Load a training checkpoint into ``t`` and the global RNGs; its decision state is returned.
 
@@ -153,8 +162,7 @@ def restore(ck: dict[str, Any], t: TrainingParts, batch_size: int) -> TrainState
         raise SarzooError(f"{ck.get('_path')}: the training data changed since this checkpoint "
                           f"({ck.get('n_train')} patches then, {n_train} now): resuming would not continue the same "
                           f"run. Start a new run.")
-    # checkpoints from before several processes: one process, one batch of batch_size per step
-    step_batch = int(ck.get("step_batch") or batch_size)
+    step_batch = checkpoint_step_batch(ck)
     samples = ck.get("samples_in_epoch")
     samples = int(samples) if samples is not None else int(ck["batch_in_epoch"]) * step_batch
     t.model.load_state_dict(ck["model"])

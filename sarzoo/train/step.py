@@ -2,15 +2,15 @@
 
 The step runs under the runtime's autocast and GradScaler, accumulates the gradients of its
 micro-batches, and clips the gradient norm. A NaN/Inf loss or gradient skips the step instead of
-updating the weights: the batch-norm statistics the bad
-forward pass touched are put back and the gradients dropped, so a skipped step leaves the model as
-it was. (Counting such steps, and stopping after a streak, is the loop's decision state.)
-Putting the statistics back needs their values from before the forward pass; they are copied with
-one fused ``_foreach_copy_`` into storage allocated once (a few kB: BatchNorm statistics are per
-channel), not cloned tensor by tensor each step. The step's numbers reach the host in one transfer
-(one device synchronisation, not one per number). A finite step can still make the weights
-themselves non-finite (Adam with ``eps`` 0): ``weights_finite`` is checked before every
-checkpoint, which ``NonFiniteWeights`` then refuses to write.
+updating the weights: the batch-norm statistics the bad forward pass touched are put back and the
+gradients dropped, so a skipped step leaves the model as it was. (Counting such steps, and stopping
+after a streak, is the loop's decision state.) Putting the statistics back needs their values from
+before the forward pass; they are copied with one fused ``_foreach_copy_`` into storage allocated
+once (a few kB: BatchNorm statistics are per channel), not cloned tensor by tensor each step. The
+step's numbers reach the host in one transfer (one device synchronisation, not one per number). A
+finite step can still make the weights themselves non-finite (Adam with ``eps`` 0):
+``weights_finite`` is checked before every checkpoint, which ``NonFiniteWeights`` then refuses to
+write.
 """
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ class TrainStep:
     losses, with a "this process's losses were finite" count, are summed over the processes in
     the one transfer that brings the step's numbers to the host. The numbers reported are the
     means over the whole step (all micro-batches of all processes): the loss one process would
-    have had on the step's batch.
+    have had on the step's batch when the shares hold as many valid pixels (each share's loss is a
+    mean over its own valid pixels; with no-data they are weighed by share, not by pixel).
     """
 
     def __init__(self, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -7,12 +7,15 @@ that gap with the same mathematics: per-channel sums, counts and sums of squares
 float64, so E[x²] − E[x]² does not cancel), the biased variance to normalise, the unbiased one for
 the running estimate. The all-reduce is differentiable (its backward is the all-reduce of the
 gradients, as in PyTorch's own), so the gradients are those of the whole batch. With it, N
-processes × batch B train as one process × batch N·B does (``tests/test_train_distributed.py``).
+processes × batch B train as one process × batch N·B does, on data without no-data pixels
+(``tests/test_train_distributed.py``).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from sarzoo.errors import SarzooError
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -62,12 +65,23 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
 
 
 def convert(model: nn.Module, device: torch.device) -> nn.Module:
-    """``model`` with every ``BatchNorm2d`` synchronised across processes (PyTorch's on CUDA, ours on CPU).
+    """``model`` with every BatchNorm synchronised across processes.
 
-    The parameters and buffers stay the same tensors, so an optimizer built on ``model`` before or
-    after is the same, and checkpoints keep their keys."""
+    On CUDA: timm's conversion (PyTorch's ``SyncBatchNorm``, keeping the activation of timm's
+    ``BatchNormAct2d``). On CPU: ``BatchNorm2d`` becomes ``GlooSyncBatchNorm`` in place; another kind
+    of BatchNorm (a subclass with an activation, a 1-D or 3-D one) is refused, rather than left
+    unsynchronised without a word. The parameters and buffers stay the same tensors, so an optimizer
+    built on ``model`` before or after is the same, and checkpoints keep their keys."""
     if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        from timm.layers import convert_sync_batchnorm
+
+        return convert_sync_batchnorm(model)
+    others = sorted({type(m).__qualname__ for m in model.modules()
+                     if isinstance(m, nn.modules.batchnorm._BatchNorm) and type(m) is not nn.BatchNorm2d})
+    if others:
+        raise SarzooError(f"train.sync_bn on CPU synchronises torch.nn.BatchNorm2d layers, but this model also has "
+                          f"{', '.join(others)}: train with train.sync_bn: false on CPU (each process then "
+                          f"normalises by its own batch), or on CUDA, where PyTorch's SyncBatchNorm takes them")
     for m in model.modules():
         if type(m) is nn.BatchNorm2d:
             m.__class__ = GlooSyncBatchNorm

@@ -38,7 +38,7 @@ from sarzoo.train.observer import (
 from sarzoo.train.optim import Schedule
 from sarzoo.train.runtime import Runtime
 from sarzoo.train.signals import SignalStop
-from sarzoo.train.state import TrainingParts, TrainState, restore, training_payload
+from sarzoo.train.state import TrainingParts, TrainState, checkpoint_step_batch, restore, training_payload
 from sarzoo.train.step import NonFiniteWeights, weights_finite
 from sarzoo.train.validation import Validation
 
@@ -88,7 +88,7 @@ class Trainer:
         if resume is not None:
             self.state = restore(resume, self.parts, self.batch_size)
             self.resumed_from, self.resumed_amp = resume.get("_path"), resume.get("amp")
-            self.resumed_step_batch = int(resume.get("step_batch") or self.batch_size)
+            self.resumed_step_batch = checkpoint_step_batch(resume)
             self.saved_step = self.state.step
 
     # -- the loop ----------------------------------------------------------------------------
@@ -113,7 +113,7 @@ class Trainer:
     def _run(self) -> TrainResult:
         st = self.state
         if not st.reference and len(self.val_ds):
-            st.reference = self.validation.run(reference=True, interrupted=self._validation_interrupted) or {}
+            st.reference = self.validation.run(reference=True, interrupted=self._interrupted) or {}
         self.obs.on_start(self._info())
         self._log_start()
         try:
@@ -153,9 +153,7 @@ class Trainer:
             for micro in grouped(train_loader(self.train_ds, todo, self.rt), self.accumulate):
                 if self._interrupted():  # arrived between steps (validation, a checkpoint write)
                     return "signal", None
-                # where the run is, in this run's steps: the step count itself unless a resume changed
-                # the patches per step, so the schedule follows the data seen, not the steps taken
-                self.schedule.before_step(st.epoch * self.steps_per_epoch + st.samples_in_epoch / self.step_batch)
+                self.schedule.before_step(self._position())
                 out = self.train_step([self.rt.to_device(b) for b in micro])
                 now = time.perf_counter()
                 st.count_step(out, now - t_last, self.step_batch)
@@ -191,14 +189,14 @@ class Trainer:
         """Validate, judge (best, early stopping, plateau), checkpoint and record the finished epoch."""
         st, cfg = self.state, self.cfg
         t0 = time.perf_counter()
-        val = self.validation.run(interrupted=self._validation_interrupted)
+        val = self.validation.run(interrupted=self._interrupted)
         if val is None:  # interrupted during validation: the epoch's steps are done, validation is not
             return "signal", None
         train = st.running_means()
         monitor = val.get("loss") if val else train.get("loss", math.inf)
         improved = st.judge(monitor, cfg["early_stopping"]["min_delta"], val)
         lr = self.schedule.lr
-        self.schedule.after_epoch(st.step, monitor)
+        self.schedule.after_epoch(self._position(), monitor)
         seconds = st.accum["time"] + (time.perf_counter() - t0)
         st.next_epoch(val)
         self._save("last.pt")
@@ -237,13 +235,19 @@ class Trainer:
         return kept_checkpoint(self.run_dir, self.saved_step)
 
     def _interrupted(self) -> bool:
-        """A stop signal arrived, in any process: all of them stop at the same step (a collective)."""
-        return self.rt.world.any(self.signals.received is not None, self.rt.device)
+        """A stop signal arrived, in any process: all of them stop at the same step (a collective), and
+        each records the signal, also one that only another process received (one machine's torchrun
+        stopped, a ``kill`` of one process)."""
+        sig = self.rt.world.max(self.signals.received or 0, self.rt.device)
+        if sig and self.signals.received is None:
+            self.signals.received = sig
+        return bool(sig)
 
-    def _validation_interrupted(self) -> bool:
-        """Between validation batches: one process alone (their batch counts differ, so no collective
-        there); with several, a signal waits for the end of validation, where ``_interrupted`` asks all."""
-        return not self.rt.world.distributed and self.signals.received is not None
+    def _position(self) -> float:
+        """Where the run is, in this run's steps: the step count itself unless a resume changed the
+        patches per step; the schedule follows the data seen, not the steps taken."""
+        st = self.state
+        return st.epoch * self.steps_per_epoch + st.samples_in_epoch / self.step_batch
 
     # -- what the observer and the record get ----------------------------------------------------
     def _info(self) -> RunInfo:

@@ -14,7 +14,7 @@ import torch
 
 from sarzoo import metrics as M
 from sarzoo.images import triple_grid
-from sarzoo.train.data import collate, preview_indices, val_loader
+from sarzoo.train.data import collate, preview_indices, val_loader, val_rounds
 from sarzoo.train.loss import ReconstructionLoss
 from sarzoo.train.runtime import Runtime
 
@@ -39,6 +39,9 @@ class Validation:
         None if ``interrupted()`` became true (a signal: the run stops at once rather than finish it)."""
         if len(self.val_ds) == 0:
             return {}
+        # without sync_bn each process's BatchNorm statistics drifted apart since the last forward: all
+        # validate rank 0's model, the one its checkpoint holds
+        self.rt.world.share_buffers(self.net)
         self.net.eval()
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
@@ -50,9 +53,15 @@ class Validation:
             counts[k] = counts.get(k, 0) + n
 
         try:
-            for batch in val_loader(self.val_ds, self.batch_size, self.rt):
+            batches = iter(val_loader(self.val_ds, self.batch_size, self.rt))
+            # every process asks ``interrupted`` (a collective with several) as often as the one with the most
+            # batches, so that all of them stop at the same batch
+            for _ in range(val_rounds(len(self.val_ds), self.batch_size, self.rt.world.world_size)):
                 if interrupted():
                     return None
+                batch = next(batches, None)
+                if batch is None:
+                    continue
                 batch = self.rt.to_device(batch)
                 x, mask = batch["x"], batch["mask"]
                 n = x.shape[0]
