@@ -67,8 +67,7 @@ class HyperpriorBottleneck(nn.Module):
         self.h_s = _hyper_synthesis(n, channels)
         self.z_density = FactorizedDensity(n)
         self._tables = TableCache()
-        self._h_s64 = None
-        self._h_s64_key = None
+        self._h_s64: dict = {}   # a plain dict: a module attribute would become part of the state dict
 
     def _scales(self, z_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         s = self.h_s(z_hat)[..., :y.shape[-2], :y.shape[-1]]
@@ -86,10 +85,9 @@ class HyperpriorBottleneck(nn.Module):
     # -- coding ----------------------------------------------------------------------------------
     def _double_synthesis(self) -> nn.Module:
         key = tuple((p.data_ptr(), p._version) for p in self.h_s.parameters())
-        if key != self._h_s64_key:
-            self._h_s64 = copy.deepcopy(self.h_s).cpu().double().eval()
-            self._h_s64_key = key
-        return self._h_s64
+        if self._h_s64.get("key") != key:
+            self._h_s64 = {"key": key, "module": copy.deepcopy(self.h_s).cpu().double().eval()}
+        return self._h_s64["module"]
 
     def _scale_indices(self, z_hat: np.ndarray, y_shape) -> np.ndarray:
         """Table indices of one item's scales (float64, see the module doc)."""

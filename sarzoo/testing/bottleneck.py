@@ -129,6 +129,7 @@ def _run(component, case, args, problems, ran, device, seed) -> None:
         problems["eval_determinism"].append("two eval-mode passes on the same input give different z_hat")
 
     ran.append("coding")
+    keys = set(module.state_dict())
     try:
         with torch.no_grad():
             data = module.compress(z)
@@ -137,7 +138,10 @@ def _run(component, case, args, problems, ran, device, seed) -> None:
     except Exception as exc:
         problems["coding"].append(f"compress/decompress raised {_describe_exc(exc)}")
         return
-    if not isinstance(data, bytes):
+    if set(module.state_dict()) != keys:
+        problems["coding"].append("compress/decompress changed the module's state-dict keys (a cached module "
+                                  "assigned as an attribute?): checkpoints and model digests would change")
+    elif not isinstance(data, bytes):
         problems["coding"].append(f"compress returned {type(data).__name__}, not bytes (one stream for the batch)")
     elif data != again:
         problems["coding"].append("compressing the same latent twice gives different bytes")
