@@ -57,7 +57,8 @@ class ReconstructionLoss(nn.Module):
         parts = {"mse": mse.detach(), "ssim": ssim.detach()}
         if likelihoods:
             bpp = likelihood_bits(likelihoods) / valid_pixels(mask, x).clamp_min(1.0)
-            if self.lmbda > 0:
-                loss = loss + self.lmbda * bpp
+            # also at lmbda 0: the entropy model's parameters stay in the graph (with zero gradient),
+            # which DistributedDataParallel requires of every parameter
+            loss = loss + self.lmbda * bpp
             parts["bpp"] = bpp.detach()
         return loss, parts
