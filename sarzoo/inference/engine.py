@@ -176,7 +176,7 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     grid = tile_grid(model, tile, overlap)
     source = ArraySource(x)
     out = np.empty(x.shape, dtype=np.float32)
-    blocks = block_windows(source.height, source.width, grid.block_size(DEFAULT_BLOCK))
+    blocks = block_windows(source.height, source.width, grid.block_layout(DEFAULT_BLOCK)[0])
     for blk in reconstruct_blocks(model, source, grid, blocks, batch_size=int(batch_size)):
         h, w = blk.shape
         out[:, blk.row:blk.row + h, blk.col:blk.col + w] = blk.y

@@ -50,7 +50,7 @@ class Loaded(NamedTuple):
         scene = MemoryScene("the input", a)
         out = np.empty((scene.channels, scene.height, scene.width), dtype=np.float32)
         counts = [0, 0, 0]
-        blocks = block_windows(scene.height, scene.width, grid.block_size(DEFAULT_BLOCK))
+        blocks = block_windows(scene.height, scene.width, grid.block_layout(DEFAULT_BLOCK)[0])
         for blk in reconstruct_blocks(self.model, scene, grid, blocks, prep=prep, batch_size=batch_size):
             h, w = blk.shape
             out[:, blk.row:blk.row + h, blk.col:blk.col + w] = output_values(prep, blk.y, blk.mask)

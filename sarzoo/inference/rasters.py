@@ -9,7 +9,7 @@ Why ``.npy`` is written with positioned writes rather than through a memory map:
 written map stays mapped into the process, so a 1.6 GB output would count 1.6 GB of resident
 memory; ``pwrite`` puts the block in the file and keeps nothing.
 
-Why GeoTIFF blocks are written on the file's own tile grid (``tiles.TileGrid.block_align``): a
+Why GeoTIFF blocks are written on the file's own tile grid (``tiles.TileGrid.block_layout``): a
 compressed tile written in pieces is compressed and stored again for every piece.
 """
 from __future__ import annotations

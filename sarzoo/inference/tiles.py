@@ -123,16 +123,15 @@ class TileGrid:
         e = {self.start(k) + d for k in range(self.count(length)) for d in (0, self.tile)}
         return np.array(sorted(p for p in e if 0 < p < length), dtype=np.int64)
 
-    def block_align(self) -> int:
-        """What output blocks are multiples of: the stride (a block edge falls where a tile does, so
-        fewer tiles straddle two blocks) and 16 (GeoTIFF tiles), as near ``GTIFF_TILE`` as may be."""
+    def block_layout(self, block: int) -> tuple[int, int]:
+        """``(block, file_tile)``: output blocks of about ``block`` px and the GeoTIFF tile they are written
+        in. Both are multiples of the stride (a block edge falls where a tile starts, so fewer tiles
+        straddle two blocks) and of 16 (GeoTIFF tiles are); the file tile is as near ``GTIFF_TILE`` as
+        that allows (but no larger than the block) and the block a multiple of it, so every block
+        writes whole file tiles."""
         unit = self.stride * 16 // math.gcd(self.stride, 16)
-        return unit * max(1, GTIFF_TILE // unit)
-
-    def block_size(self, block: int) -> int:
-        """``block`` px rounded to the nearest multiple of ``block_align`` (at least one)."""
-        unit = self.block_align()
-        return unit * max(1, round(block / unit))
+        file_tile = unit * max(1, min(GTIFF_TILE // unit, block // unit))
+        return file_tile * max(1, round(block / file_tile)), file_tile
 
     def describe(self) -> str:
         return f"{self.tile} px tiles every {self.stride} px (overlap {self.overlap} px)"
