@@ -164,7 +164,7 @@ def format_report(r: dict[str, Any]) -> str:
         f"speed      {r['tiles']} tiles in {r['seconds']['tiles']:.1f} s: {r['tiles_per_s']:.1f} tiles/s "
         f"({r['seconds']['total']:.1f} s in all); {r['runtime']}",
         f"memory     peak resident {r['peak_rss_mb']:.0f} MB",
-        f"seams      {_f(s.get('seam_ratio'), '.3f')}: squared difference across tile borders / inside tiles "
+        f"seams      {_f(s.get('seam_ratio'), '.3f')}: median squared difference across tile borders / inside tiles "
         f"(input at the same places: {_f(s.get('input_seam_ratio'), '.3f')}; about 1: no visible grid)",
     ]
     lines += [f"warning    {w}" for w in r["warnings"]]

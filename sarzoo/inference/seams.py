@@ -6,7 +6,13 @@ pair when a tile of the grid starts or ends between its two pixels, an *interior
 tile edge lies there but it sits at the same phase of the model's input multiple m as the tile
 edges (every m-th pair: tiles are aligned on m, so every edge has that one phase).
 
-    seam_ratio = mean(squared difference over border pairs) / mean(over interior pairs)
+    seam_ratio = median(squared difference over border pairs) / median(over interior pairs)
+
+Why medians: a seam raises every border pair a little, a scene's own edge (a field boundary)
+raises a few pairs a lot; where such an edge happens to fall on a tile edge, a ratio of means
+swings far from 1 (0.4 to 1.6 on synthetic scenes whose field boundaries are every 900 px) while
+the ratio of medians stays within a few per cent of it. The medians come from fixed histograms
+of log10 of the squared differences (0.001 decade bins), so they stream in constant memory.
 
 A tiling that leaves no trace gives about 1 (the image is as smooth across tile edges as inside
 tiles); a visible grid gives more (a step at each edge adds energy there); slightly less than 1
@@ -27,31 +33,46 @@ from typing import Any
 
 import numpy as np
 
+from sarzoo.data.preprocess import DbHistogram
 from sarzoo.inference.tiles import TileGrid
 
 __all__ = ["SeamMeter"]
 
 
+#: Squared differences are histogrammed as log10 over this range (smaller ones, zeros included, land in
+#: the first bin), 0.001 decade per bin: the median ratio is resolved to about 0.2 %.
+LOG_LO, LOG_HI, LOG_BIN = -16.0, 1.0, 0.001
+
+
 class _Energy:
+    """Border and interior squared differences: means, and streaming medians (fixed log histograms)."""
+
     def __init__(self) -> None:
-        self.border = self.interior = 0.0
-        self.n_border = self.n_interior = 0
+        self.sums = {"border": 0.0, "interior": 0.0}
+        self.hists = {k: DbHistogram(LOG_LO, LOG_HI, LOG_BIN) for k in self.sums}
 
     def add(self, d: np.ndarray, ok: np.ndarray, border: np.ndarray) -> None:
-        """``d``: differences ``(C, …)``; ``ok``: both pixels valid; ``border``: which pairs are border
-        pairs (broadcast against ``ok``)."""
+        """``d``: differences ``(C, …)``; ``ok``: both pixels valid and the pair counted; ``border``: which
+        pairs are border pairs (broadcast against ``ok``)."""
         e = np.square(d, dtype=np.float64).mean(axis=0)
-        b = ok & border
-        i = ok & ~border
-        self.border += float(e[b].sum())
-        self.interior += float(e[i].sum())
-        self.n_border += int(b.sum())
-        self.n_interior += int(i.sum())
+        for k, sel in (("border", ok & border), ("interior", ok & ~border)):
+            v = e[sel]
+            self.sums[k] += float(v.sum())
+            with np.errstate(divide="ignore"):
+                self.hists[k].update(np.maximum(np.log10(v), LOG_LO))
+
+    def count(self, k: str) -> int:
+        return self.hists[k].total
+
+    def mean(self, k: str) -> float | None:
+        return self.sums[k] / self.count(k) if self.count(k) else None
+
+    def median(self, k: str) -> float | None:
+        return 10.0 ** self.hists[k].percentile(50.0) if self.count(k) else None
 
     def ratio(self) -> float | None:
-        if not self.n_border or not self.n_interior or self.interior <= 0:
-            return None
-        return (self.border / self.n_border) / (self.interior / self.n_interior)
+        b, i = self.median("border"), self.median("interior")
+        return None if b is None or i is None else b / i
 
 
 class SeamMeter:
@@ -106,6 +127,6 @@ class SeamMeter:
     def result(self) -> dict[str, Any]:
         y, x = self.energy["y"], self.energy["x"]
         return {"seam_ratio": y.ratio(), "input_seam_ratio": x.ratio(),
-                "border_pairs": y.n_border, "interior_pairs": y.n_interior,
-                "border_energy": y.border / y.n_border if y.n_border else None,
-                "interior_energy": y.interior / y.n_interior if y.n_interior else None}
+                "border_pairs": y.count("border"), "interior_pairs": y.count("interior"),
+                "border_median": y.median("border"), "interior_median": y.median("interior"),
+                "border_mean": y.mean("border"), "interior_mean": y.mean("interior")}
