@@ -19,14 +19,15 @@ NEEDS_TORCH = True
 HELP = "reconstruct a whole scene of any size (GeoTIFF, .npy) window by window, in bounded memory"
 DESCRIPTION = (
     "Run a scene through a trained checkpoint and write the reconstruction in the input's domain "
-    "(intensity, amplitude or dB). The scene is read and written block by block (rasterio windows; .npy by "
-    "positioned reads and writes), so memory is bounded by the block and the tile batch, not the scene. Tiles lie "
+    "(intensity, amplitude or dB). The scene is read and written block by block (rasterio windows; a .npy is "
+    "memory-mapped in and written with positioned writes), so memory is bounded by the block and the tile batch, "
+    "not the scene. Tiles lie "
     "on one global grid, reflect-padded at the scene's borders, and overlapping tiles are blended with a "
     "raised-cosine ramp. GeoTIFF in, GeoTIFF out: same size, CRS, transform, no-data value and band descriptions, "
     "tiled and deflate-compressed (--cog: Cloud-Optimised, with overviews); .npy in, .npy out. No-data pixels stay "
     "no-data: the input's nodata value, or NaN where it declares none. OUTPUT is written to a temporary file "
     "beside it and renamed when complete. Exit status 2 with a one-paragraph message on bad input, 130 on Ctrl-C "
-    "(143 on SIGTERM), nothing left under OUTPUT's name. docs/reconstruct.md."
+    "(143 on SIGTERM), nothing left under OUTPUT's name. See docs/reconstruct.md."
 )
 
 

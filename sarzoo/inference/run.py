@@ -28,6 +28,13 @@ __all__ = ["reconstruct_file", "GDAL_CACHE_BYTES"]
 GDAL_CACHE_BYTES = 128 * 2**20
 
 
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (or is a broken link)
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
 def _check_paths(inp: str, out: str, overwrite: bool) -> str:
     from sarzoo.inference.rasters import output_kind
 
@@ -35,8 +42,7 @@ def _check_paths(inp: str, out: str, overwrite: bool) -> str:
     if not os.path.lexists(inp):
         raise SarzooError(f"{inp}: no such input file")
     o = Path(out)
-    if os.path.lexists(o) and os.path.exists(inp) and os.path.samefile(o, inp) or \
-            os.path.abspath(o) == os.path.abspath(inp):
+    if _same_file(o, inp):
         raise SarzooError(f"{out}: is the input; write the reconstruction to another file (the input is never "
                           f"overwritten)")
     if o.is_dir():
