@@ -161,7 +161,8 @@ def test_multichannel_checkpoint_reads_multiband_inputs(tmp_path):
     # a single-band input to a two-channel model is refused, naming the file
     write_geotiff(tmp_path / "vv.tif", a[0])
     r = recon(ck, tmp_path / "vv.tif", tmp_path / "x.tif")
-    assert r.returncode == 2 and "vv.tif: has 1 band(s) but the checkpoint's model takes 2" in r.stderr
+    assert r.returncode == 2 and "vv.tif: has 1 band(s) but the checkpoint's model takes 2 channel(s) (VV+VH)" \
+        in r.stderr and "gdal_merge.py -separate" in r.stderr
     assert not (tmp_path / "x.tif").exists()
 
 
@@ -285,6 +286,18 @@ def test_a_sentinel1_product_through_the_scene_readers(ckpt, tmp_path):
     dn = prod.samples[next(iter(prod.samples))]
     assert rec.shape == dn.shape
     assert np.isnan(rec[dn == 0]).all() and np.isfinite(rec[dn != 0]).all()   # the swath border stays no-data
+
+
+def test_complex_input_is_read_as_intensity(ckpt, tmp_path):
+    rng = np.random.default_rng(9)
+    amp = np.sqrt(speckled(70, 60, seed=9))
+    z = (amp * np.exp(1j * rng.uniform(0, 2 * np.pi, amp.shape))).astype(np.complex64)
+    np.save(tmp_path / "slc.npy", z)
+    np.save(tmp_path / "inten.npy", (np.abs(z) ** 2).astype(np.float32))
+    for name in ("slc", "inten"):
+        r = recon(ckpt, tmp_path / f"{name}.npy", tmp_path / f"{name}_out.npy", "--quiet")
+        assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "slc_out.npy"), np.load(tmp_path / "inten_out.npy"), rtol=1e-5)
 
 
 def test_progress_bar_on_a_terminal_counts_tiles(ckpt, tmp_path, monkeypatch, capsys):

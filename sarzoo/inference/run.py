@@ -68,8 +68,11 @@ def _open_input(path: str, prep: Any, channels: int, nodata: float | None) -> An
                           f"each its own file")
     scene = scenes[0]
     if int(scene.channels) != channels:
+        names = "+".join(prep.band_names()) if prep.channels == channels else f"{channels} bands"
         raise SarzooError(f"{path}: has {scene.channels} band(s) but the checkpoint's model takes {channels} "
-                          f"channel(s); give a {channels}-band input")
+                          f"channel(s) ({names}); give one file holding all of them in that order, e.g. "
+                          f"`gdal_merge.py -separate -o both.tif vv.tif vh.tif` or a ({channels}, H, W) .npy "
+                          f"(reconstruct reads one file; it does not join one file per band)")
     return scene
 
 
