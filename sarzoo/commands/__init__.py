@@ -8,4 +8,5 @@ all of them and has to stay instant.
 """
 
 # Order is the order shown by ``sarzoo --help``.
-COMMAND_MODULES = ["recipes", "build", "list_components", "plugins", "check_plugin", "train", "evaluate", "bench"]
+COMMAND_MODULES = ["recipes", "build", "list_components", "plugins", "check_plugin", "train", "evaluate", "rd",
+                   "bench"]
