@@ -13,6 +13,9 @@ say little about a curve's shape, so a curve here needs ``MIN_POINTS`` (docs/rd.
 
 A curve whose quality does not rise strictly with rate (a model checkpoint that spends more bits for a
 worse picture) has no single rate for a given quality: BD is undefined there and reported as such.
+Against the clean truth (synthetic data) quality is *expected* to peak and fall: past some rate a codec
+spends its bits on reproducing speckle, which moves it away from the clean scene. There (``rising_part``)
+each curve is cut at its peak and BD uses the rising part.
 """
 from __future__ import annotations
 
@@ -28,14 +31,19 @@ MIN_POINTS = 4
 METHOD = "akima"
 
 
-def prepare(rates: Sequence[float], values: Sequence[float | None]) -> tuple[list[float], list[float], str | None]:
+def prepare(rates: Sequence[float], values: Sequence[float | None],
+            rising_part: bool = False) -> tuple[list[float], list[float], str | None]:
     """The points of one curve ready for BD, sorted by rate: ``(rates, values, why_not)``.
 
     Undefined points (None, NaN, ±inf, a rate ≤ 0) are left out; exact repeats of a point (JPEG 2000
-    targets below a small image's header floor all give the same codestream) count once. ``why_not``
-    says why the curve cannot take part, else None."""
+    targets below a small image's header floor all give the same codestream) count once; with
+    ``rising_part`` the points after the best value are left out. ``why_not`` says why the curve cannot
+    take part, else None."""
     pts = sorted({(float(r), float(v)) for r, v in zip(rates, values)
                   if r is not None and v is not None and math.isfinite(r) and r > 0 and math.isfinite(v)})
+    if rising_part and pts:
+        best = max(range(len(pts)), key=lambda i: (pts[i][1], -i))
+        pts = pts[:best + 1]
     if len(pts) < MIN_POINTS:
         return [], [], f"n/a (needs ≥ {MIN_POINTS} points, has {len(pts)})"
     rs, vs = [p[0] for p in pts], [p[1] for p in pts]
@@ -45,19 +53,20 @@ def prepare(rates: Sequence[float], values: Sequence[float | None]) -> tuple[lis
 
 
 def bd(anchor_rates: Sequence[float], anchor_values: Sequence[float | None], test_rates: Sequence[float],
-       test_values: Sequence[float | None]) -> dict[str, Any]:
+       test_values: Sequence[float | None], rising_part: bool = False) -> dict[str, Any]:
     """``{"bd_rate": %, "bd_value": Δ, "overlap_rate": f, "overlap_value": f, "note": str|None}`` of a
     test curve against an anchor; undefined figures are None with the reason in ``note``.
 
     ``overlap_*``: the share of the two curves' joint range (in log-rate, and in the metric) that
-    both cover; BD extrapolates nothing, it averages over that overlap only.
+    both cover; BD extrapolates nothing, it averages over that overlap only. ``rising_part``: each curve
+    up to its best value only (quality against the clean truth).
     """
     import bjontegaard
 
     out: dict[str, Any] = {"bd_rate": None, "bd_value": None, "overlap_rate": None, "overlap_value": None,
                            "note": None}
-    ar, av, why_a = prepare(anchor_rates, anchor_values)
-    tr, tv, why_t = prepare(test_rates, test_values)
+    ar, av, why_a = prepare(anchor_rates, anchor_values, rising_part)
+    tr, tv, why_t = prepare(test_rates, test_values, rising_part)
     if why_t or why_a:
         out["note"] = why_t or f"anchor: {why_a}"
         return out

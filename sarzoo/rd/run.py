@@ -210,7 +210,8 @@ def _same_images(first: tuple[Any, Any], path: Any, ed: Any) -> None:
 
 def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], None],
              channels: int) -> tuple[int, int, list[dict[str, Any]]]:
-    """Code and measure every image with every point; ``(valid pixels, images, input-vs-clean figures)``."""
+    """Code and measure every image with every point; ``(valid pixels, images, input-vs-clean figures)``.
+    An image without a valid pixel is skipped: it costs no codec anything and has no figure."""
     from sarzoo.evaluation.selection import pieces
     from sarzoo.metrics import band_names, batch_metrics
 
@@ -233,6 +234,8 @@ def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], No
             cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
             clean = np.where(m, prep.forward(cr)[0].reshape(x.shape), np.float32(prep.fill)).astype(np.float32)
         bands = band_names(channels, prep) if channels > 1 else None
+        if not mask.any():  # nothing to code or measure: no codec would spend bits on it
+            continue
         valid += int(mask.sum())
         for p in points:
             y, bits = p.fn(x, mask)
@@ -282,4 +285,5 @@ def _add_bd(report: dict[str, Any]) -> None:
                 c["bd"][k] = {"bd_rate": None, "bd_value": None, "note": "n/a (no JPEG 2000 points: --jp2-rates)"}
                 continue
             c["bd"][k] = bd([q["bpp"] for q in anchor["points"]], [q[k] for q in anchor["points"]],
-                            [q["bpp"] for q in c["points"]], [q[k] for q in c["points"]])
+                            [q["bpp"] for q in c["points"]], [q[k] for q in c["points"]],
+                            rising_part=k.endswith("_clean"))
