@@ -25,7 +25,8 @@ def _setting(curve: dict[str, Any], p: dict[str, Any]) -> str:
     if curve["codec"] == "bicubic":
         return f"1/{p['factor']:g} per side"
     latent = "×".join(map(str, p["latent_shape"]))
-    return f"{latent} {p['checkpoint'][-26:]}"
+    path = p["checkpoint"]
+    return f"{latent} {path if len(path) <= 28 else '…' + path[-27:]}"
 
 
 def format_table(r: dict[str, Any]) -> str:
@@ -64,16 +65,18 @@ def format_table(r: dict[str, Any]) -> str:
                       f"for the same quality):"]
         for c in models:
             n = len(c["points"])
-            parts = []
+            parts: list[str] = []
+            notes: dict[str, list[str]] = {}  # one undefined reason, said once for the metrics it applies to
             for k, label, unit in (("psnr", "PSNR", "dB"), ("ssim", "SSIM", ""), ("psnr_clean", "PSNR vs clean", "dB")):
                 b = (c.get("bd") or {}).get(k)
                 if b is None:
                     continue
                 if b["bd_rate"] is None and b["bd_value"] is None:
-                    parts.append(f"{label}: {b['note']}")
+                    notes.setdefault(b["note"], []).append(label)
                     continue
                 rate = "n/a" if b["bd_rate"] is None else f"{b['bd_rate']:+.1f} %"
                 val = "n/a" if b["bd_value"] is None else f"{b['bd_value']:+.3f}{(' ' + unit) if unit else ''}"
                 parts.append(f"{label}: BD-rate {rate}, BD-{label.split()[0]} {val}")
+            parts += [f"{', '.join(labels)}: {note}" for note, labels in notes.items()]
             lines.append(f"  {c['name']} ({n} point{'s' if n != 1 else ''}): " + "; ".join(parts))
     return "\n".join(lines)
