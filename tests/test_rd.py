@@ -242,6 +242,27 @@ def test_geotiff_data_with_nodata(ckpts, tmp_path):
     assert all(math.isfinite(c["points"][0]["psnr"]) for c in rep["curves"])
 
 
+def test_two_channel_data_and_clip_warnings(tmp_path, recwarn):
+    """Dual-pol: JPEG 2000 codes both bands as one codestream's components, bicubic keeps the latent's count
+    over both; and files far outside the clip range get eval's ClipRangeWarning, in the report too."""
+    from sarzoo.data.preprocess import ClipRangeWarning
+    from sarzoo.rd import rd_report
+
+    two = make_ckpt(tmp_path / "two.pt", sets=["input.channels=2"])
+    rep = rd_report([two], jp2_rates=[2.0], bicubic_factors=[4.0], device="cpu")
+    assert rep["data"]["channels"] == 2 and rep["data"]["valid_pixels"] == 2 * 64 * 64
+    jp2, bic = rep["curves"][1]["points"][0], rep["curves"][2]["points"][0]
+    assert 1.0 < jp2["bpp"] < 3.0 and bic["bpp"] == pytest.approx(2 * 16 * 16 * 16 / (64 * 64))
+    assert rep["warnings"] == []
+
+    hot = tmp_path / "hot.npy"
+    np.save(hot, np.full((64, 64), 1e6, np.float32) * np.random.default_rng(0).gamma(4, 0.25, (64, 64)))
+    one = make_ckpt(tmp_path / "one.pt")
+    rep = rd_report([one], [str(hot)], jp2_rates=[1.0], bicubic_factors=[], device="cpu")
+    assert len(rep["warnings"]) == 1 and "hot.npy" in rep["warnings"][0] and "clip range" in rep["warnings"][0]
+    assert any(issubclass(w.category, ClipRangeWarning) for w in recwarn)
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 def _refused(argv, capsys, needle, tmp_path=None):

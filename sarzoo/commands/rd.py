@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--plot", metavar="PNG", help="write the figure (bits per pixel against every metric) here")
     p.add_argument("--out", metavar="DIR", help="write rd.json, rd.txt and rd.png into DIR")
-    p.add_argument("--batch-size", type=int, default=16, metavar="N", help="patches per forward pass (default 16)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
 
 
@@ -105,6 +105,7 @@ def _check_target(path: str, flag: str, what: str) -> Path:
 
 def run(args) -> int:
     """Measure, then print the table (progress on stderr) or one JSON object, then write the files."""
+    from sarzoo.data.preprocess import ClipRangeWarning
     from sarzoo.files import atomic_write_bytes, atomic_write_text
     from sarzoo.rd import rd_report
     from sarzoo.rd.report import format_table
@@ -113,12 +114,19 @@ def run(args) -> int:
     plot = _check_target(args.plot, "--plot", "the figure") if args.plot else None
     out = _check_target(args.out, "--out", "the report files") if args.out else None
     say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    r = rd_report(args.checkpoints, args.data, curves=_curves(args.curve), split=args.split, heldout=args.heldout,
-                  overrides=args.overrides,
-                  jp2_rates=DEFAULT_JP2_RATES if args.jp2_rates is None else _list(args.jp2_rates),
-                  bicubic_factors=DEFAULT_BICUBIC_FACTORS if args.bicubic_factors is None
-                  else _list(args.bicubic_factors),
-                  batch_size=args.batch_size, device=args.device, progress=say)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ClipRangeWarning)
+        r = rd_report(args.checkpoints, args.data, curves=_curves(args.curve), split=args.split,
+                      heldout=args.heldout, overrides=args.overrides,
+                      jp2_rates=DEFAULT_JP2_RATES if args.jp2_rates is None else _list(args.jp2_rates),
+                      bicubic_factors=DEFAULT_BICUBIC_FACTORS if args.bicubic_factors is None
+                      else _list(args.bicubic_factors),
+                      device=args.device, progress=say)
+    for w in caught:  # ours as one line each on stderr (also with --json), as sarzoo eval prints them
+        if issubclass(w.category, ClipRangeWarning):
+            print(f"warning: {w.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     table = format_table(r)
     png = _png(r) if plot or out else None
     # everything is measured and rendered: only now is anything written

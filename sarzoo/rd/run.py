@@ -56,8 +56,8 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
               curves: Sequence[tuple[str, Sequence[str | os.PathLike]]] = (), split: str | None = None,
               heldout: int | None = None, overrides: Sequence[str] = (),
               jp2_rates: Sequence[float] = DEFAULT_JP2_RATES,
-              bicubic_factors: Sequence[float] = DEFAULT_BICUBIC_FACTORS, batch_size: int = 16,
-              device: str = "auto", window: int | None = None,
+              bicubic_factors: Sequence[float] = DEFAULT_BICUBIC_FACTORS, device: str = "auto",
+              window: int | None = None,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Everything ``sarzoo rd`` reports, as one JSON-ready dict (non-finite values become None).
 
@@ -78,8 +78,6 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
     say = progress or (lambda s: None)
     rates = _numbers(jp2_rates, "--jp2-rates", "a target rate in bits per pixel", low=0.0)
     factors = _numbers(bicubic_factors, "--bicubic-factors", "a downsampling factor per side", low=1.0)
-    if batch_size < 1:
-        raise SarzooError(f"--batch-size must be at least 1, got {batch_size}")
     entries = _entries(checkpoints, curves, ck)
     if not entries:
         raise SarzooError("no checkpoint given: name one or more (sarzoo rd CKPT [CKPT ...] or --curve NAME=CKPT,...)")
@@ -127,7 +125,8 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
         points.append(_Point(BICUBIC_CURVE, "bicubic", {"factor": f, "kept_number_bits": codecs.KEPT_NUMBER_BITS},
                              lambda x, m, f=f: codecs.bicubic(x, m, f)))
 
-    valid, n_images, inputs = _measure(points, ed, window or SCENE_WINDOW, say, channels)
+    clips: dict[str, list[int]] = {}
+    valid, n_images, inputs = _measure(points, ed, window or SCENE_WINDOW, say, channels, clips)
     if valid == 0:
         raise SarzooError(f"no valid pixel in the data ({ed.description}): every pixel is no-data, so no rate "
                           f"per valid pixel exists; check the files and data.nodata")
@@ -139,6 +138,7 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
         "rate": "bits per valid pixel: a codec's bits summed over every image / the valid pixels summed",
         "curves": _curves(points, valid),
         "bd_anchor": JP2_CURVE,
+        "warnings": _clip_warnings(clips, ed.preprocessing),
     }
     if inputs:
         report["input"] = {k: _mean([it[k] for it in inputs]) for k in ("psnr", "ssim", "epi")}
@@ -208,10 +208,28 @@ def _same_images(first: tuple[Any, Any], path: Any, ed: Any) -> None:
                           f"share axes; report them separately (or train both with one fixed data.clip range)")
 
 
-def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], None],
-             channels: int) -> tuple[int, int, list[dict[str, Any]]]:
+def _clip_warnings(clips: dict[str, list[int]], prep: Any) -> list[str]:
+    """A ``ClipRangeWarning`` (Python ``warnings``) per file whose valid pixels mostly fell outside the
+    clip range, as ``sarzoo eval`` gives: every codec's figures on saturated input mean little."""
+    import warnings
+
+    from sarzoo.data.preprocess import ClipRangeWarning, clip_warning
+
+    out = []
+    for where, (n, below, above) in clips.items():
+        msg = clip_warning(where, n, below, above, prep)
+        if msg is not None:
+            warnings.warn(msg, ClipRangeWarning, stacklevel=3)
+            out.append(msg)
+    return out
+
+
+def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], None], channels: int,
+             clips: dict[str, list[int]]) -> tuple[int, int, list[dict[str, Any]]]:
     """Code and measure every image with every point; ``(valid pixels, images, input-vs-clean figures)``.
-    An image without a valid pixel is skipped: it costs no codec anything and has no figure."""
+    An image without a valid pixel is skipped: it costs no codec anything and has no figure. ``clips``
+    gathers each file's clipped-pixel counts (``_clip_warnings``)."""
+    from sarzoo.data.preprocess import clip_counts
     from sarzoo.evaluation.selection import pieces
     from sarzoo.metrics import band_names, batch_metrics
 
@@ -229,6 +247,9 @@ def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], No
         x = np.asarray(x, dtype=np.float32).reshape(channels, piece.height, piece.width)
         m = np.asarray(m, dtype=bool).reshape(x.shape)
         mask = m.all(axis=0)
+        acc = clips.setdefault(piece.scene.group, [0, 0, 0])
+        for j, n in enumerate(clip_counts(x, m)):
+            acc[j] += n
         clean = None
         if piece.scene.has_clean:
             cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
