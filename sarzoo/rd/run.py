@@ -100,7 +100,7 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
             _same_images(first, path, ed)
         name = curve or str(ckpt["recipe"].get("name") or "model")
         loaded.append((f"{name} (model)" if name in (JP2_CURVE, BICUBIC_CURVE) else name, path, ckpt, ed))
-    path0, ed = first
+    ed = first[1]
     channels = int(ed.recipe["input"]["channels"])
     too_high = [r for r in rates if codecs.jp2_quality(r, channels) >= 100.0]
     if too_high:
