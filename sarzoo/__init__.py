@@ -44,12 +44,14 @@ def load(checkpoint, device: str = "cpu", runtime: dict | None = None):
     return _load(checkpoint, device, runtime)
 
 
-def reconstruct(model, x01, overlap: int = 0, batch_size: int = 16):
+def reconstruct(model, x01, overlap: int = 0, batch_size: int = 16, tile: int | None = None):
     """Reconstruct an image of any size (H, W) in [0, 1] by tiling it with the model's patches.
 
     Same type out as in (numpy or tensor). ``overlap`` > 0 blends overlapping tiles (fewer seams,
-    more latent numbers spent than the dimension-matched reference).
+    more latent numbers spent than the dimension-matched reference); ``tile`` defaults to the
+    patch size; both are multiples of the model's input multiple. The engine of ``sarzoo
+    reconstruct`` (docs/reconstruct.md), on an image in memory.
     """
     from sarzoo.inference import reconstruct as _reconstruct
 
-    return _reconstruct(model, x01, overlap=overlap, batch_size=batch_size)
+    return _reconstruct(model, x01, overlap=overlap, batch_size=batch_size, tile=tile)

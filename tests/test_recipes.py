@@ -64,6 +64,16 @@ def test_override_option_of_string_component():
     assert r["encoder"]["stage"]["block"] == {"type": "preact", "shortcut": "bn_relu_conv"}
 
 
+@pytest.mark.parametrize("name, overrides", [("res", []), ("baseline", []),
+                                             ("tiny", ["encoder.stage.attention=null"])])
+def test_a_resolved_recipe_without_attention_resolves_again(name, overrides):
+    """A checkpoint stores the resolved recipe and resolves it again when read: a stage whose attention
+    resolved to null (the default of ``res``) must be accepted then, or no such model could be loaded."""
+    r = sarzoo.load_recipe(name, overrides)
+    assert r["encoder"]["stages"][0]["attention"] is None
+    assert sarzoo.load_recipe(r) == r
+
+
 def test_resolved_recipe_rebuilds_identically(tmp_path):
     r = sarzoo.load_recipe(RECIPES / "res_cbam.yaml")
     p = tmp_path / "resolved.yaml"

@@ -8,5 +8,5 @@ all of them and has to stay instant.
 """
 
 # Order is the order shown by ``sarzoo --help``.
-COMMAND_MODULES = ["recipes", "build", "list_components", "plugins", "check_plugin", "train", "evaluate", "encode",
-                   "decode", "bench"]
+COMMAND_MODULES = ["recipes", "build", "list_components", "plugins", "check_plugin", "train", "evaluate", "reconstruct",
+                   "encode", "decode", "rd", "bench"]

@@ -50,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a data or runtime key of the checkpoint's recipe (e.g. data.domain=db, "
                         "data.nodata=0, runtime.amp=off for fp32)")
     p.add_argument("--overlap", type=int, default=0, metavar="PX",
-                   help="tile overlap in pixels for full scenes (default 0: non-overlapping tiles, so the model "
-                        "uses the same count of latent numbers as the reference; > 0 blends seams but spends more)")
+                   help="tile overlap in pixels for full scenes, a multiple of the model's input multiple (default 0: "
+                        "non-overlapping tiles, so the model uses the same count of latent numbers as the reference; "
+                        "> 0 blends seams but spends more)")
     p.add_argument("--no-scenes", action="store_true", help="patches only (skip full-scene reconstruction)")
     p.add_argument("--no-patches", action="store_true", help="full scenes only (skip the patch-level figures)")
     p.add_argument("--batch-size", type=int, default=16, metavar="N", help="patches per forward pass (default 16)")

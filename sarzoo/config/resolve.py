@@ -217,7 +217,7 @@ class _Resolver:
         # First pass checks structure and scalars; references are resolved below against the
         # stage defaults, so a per-stage {act: none} can amend the default block.
         loose = Field("list", "", item=Field("section", "", children={
-            k: (Field("any", "") if f.type.startswith("ref:") else f) for k, f in item_fields.items()}),
+            k: (Field("any", "", nullable=True) if f.type.startswith("ref:") else f) for k, f in item_fields.items()}),
             min_items=list_field.min_items, max_items=list_field.max_items)
         stages = self.value(raw_stages, loose, path)
         resolved = []

@@ -126,6 +126,13 @@ class ArrayScene(Scene):
 
         return _HANDLES.get(("npy", self.path), opener)
 
+    def release(self) -> None:
+        """Unmap a ``.npy`` (the next read maps it again): every page read through a memory map stays
+        resident in this process until the map goes, so a pass over a scene larger than memory would
+        hold all of it."""
+        if self.key is None:
+            _HANDLES.close(("npy", self.path))
+
     def read(self, row: int, col: int, h: int, w: int) -> np.ndarray:
         self._check_window(row, col, h, w)
         a = self._array()

@@ -55,6 +55,10 @@ class StackScene(Scene):
         self._check_window(row, col, h, w)
         return np.concatenate([m.read_clean(row, col, h, w) for m in self.members])
 
+    def release(self) -> None:
+        for m in self.members:
+            m.release()
+
 
 def band_key(name: str, bands: Sequence[str]) -> tuple[str, int] | None:
     """``(name with its band token replaced by {}, band index)``, or None when no token of ``name``

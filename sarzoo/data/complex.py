@@ -127,6 +127,9 @@ class MultilookScene(Scene):
         clean = self.base.read_clean(*self._raw_window(row, col, h, w))
         return None if clean is None else block_mean(clean, self.az, self.rg, "intensity")
 
+    def release(self) -> None:
+        self.base.release()
+
     def __repr__(self) -> str:
         return f"MultilookScene({self.id!r}, {self.height}x{self.width}, looks {self.az}x{self.rg})"
 

@@ -273,6 +273,11 @@ class Preprocessing:
             return f"{self.vmin:.2f}..{self.vmax:.2f}{db}"
         return ", ".join(f"{b} {a:.2f}..{z:.2f}{db}" for b, a, z in zip(self.band_names(), self.vmin, self.vmax))
 
+    def check_shape(self, like: Any) -> None:
+        """``SarzooError`` unless ``like`` (an array, or anything with a shape) holds this preprocessing's
+        channels on axis −3; checked before a long run rather than at its first window."""
+        self._bounds(like)
+
     def _bounds(self, like: Any) -> tuple[Any, Any]:
         """``(vmin, vmax)`` broadcastable against ``like`` (channels on axis −3)."""
         if self.channels == 1:

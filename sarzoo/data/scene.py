@@ -101,6 +101,10 @@ class Scene:
         """The noise-free reflectivity of the same window, ``(channels, h, w)``, where known (synthetic data)."""
         return None
 
+    def release(self) -> None:
+        """Let go of what reading kept mapped (a streaming pass over a whole scene calls this after each
+        block, so that resident memory stays one block's, not the scene's). Nothing to do by default."""
+
     def _check_window(self, row: int, col: int, h: int, w: int) -> None:
         if row < 0 or col < 0 or h <= 0 or w <= 0 or row + h > self.height or col + w > self.width:
             raise ValueError(f"window (row={row}, col={col}, h={h}, w={w}) outside scene {self.id} "

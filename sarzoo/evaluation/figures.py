@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["METRICS", "CLEAN_METRICS", "figures", "summarise"]
+__all__ = ["METRICS", "CLEAN_METRICS", "figures", "summarise", "mean_defined"]
 
 #: Metric names, in report order.
 METRICS = ("psnr", "ssim", "enl_ratio", "epi")
@@ -56,7 +56,7 @@ def figures(x: Any, y: Any, ref: Any, mask: Any, prep: Any, clean: Any = None) -
     return out
 
 
-def _mean(values: Sequence[float | None], weights: Sequence[float]) -> float | None:
+def mean_defined(values: Sequence[float | None], weights: Sequence[float]) -> float | None:
     """Weighted mean of the defined values; an undefined one (None, NaN) drops out with its weight.
 
     ±inf is kept (and the mean becomes ±inf, reported as null): an infinite PSNR or ENL ratio is a
@@ -71,13 +71,14 @@ def summarise(items: Sequence[dict[str, Any]], weights: Sequence[float] | None =
     """Means of every figure over ``items`` (``figures`` of images or of batches), each weighted by
     ``weights`` (the batch sizes; 1 per image by default). ``n_images`` is the sum of the weights."""
     w = [1.0] * len(items) if weights is None else [float(v) for v in weights]
-    s: dict[str, Any] = {k: _mean([it.get(k) for it in items], w) for k in METRICS}
+    s: dict[str, Any] = {k: mean_defined([it.get(k) for it in items], w) for k in METRICS}
     s["n_images"] = len(items) if weights is None else int(sum(w))
-    s["reference"] = {k: _mean([it["reference"].get(k) for it in items], w) for k in METRICS}
+    s["reference"] = {k: mean_defined([it["reference"].get(k) for it in items], w) for k in METRICS}
     with_clean = [(it, wi) for it, wi in zip(items, w) if it.get("clean")]
     if with_clean:
         cw = [wi for _, wi in with_clean]
-        s["clean"] = {who: {k: _mean([it["clean"][who].get(k) for it, _ in with_clean], cw) for k in CLEAN_METRICS}
+        s["clean"] = {who: {k: mean_defined([it["clean"][who].get(k) for it, _ in with_clean], cw)
+                            for k in CLEAN_METRICS}
                       for who in ("model", "reference", "input")}
     if items and items[0].get("channels"):
         s["channels"] = {}

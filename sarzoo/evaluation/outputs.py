@@ -2,8 +2,8 @@
 reconstructions in the data's domain, and ``metrics.json``.
 
 Why reconstructions are written window by window into a file opened once per scene: a
-25000 × 16000 Sentinel-1 scene does not fit in memory as float32 twice over, while a memory map
-(or a GeoTIFF written by windows) holds only the window being measured.
+25000 × 16000 Sentinel-1 scene does not fit in memory as float32 twice over, while a GeoTIFF or
+``.npy`` written by windows holds only the window being measured.
 """
 from __future__ import annotations
 
@@ -69,68 +69,36 @@ def write_image_panels(directory: Path, index: int, image_id: str, x: np.ndarray
 
 class SceneWriter:
     """Full-resolution reconstructions of one scene, in the data's domain, written window by window
-    (``.npy`` through a memory map; GeoTIFF with the source's georeferencing for GeoTIFF inputs).
+    (``.npy``; GeoTIFF with the source's georeferencing for GeoTIFF inputs), through the sinks of
+    ``sarzoo reconstruct`` (``sarzoo.inference.rasters``): the same layout, ``SARZOO_*`` tags (the
+    clip range the output was mapped back with: for a ``per_scene`` model this scene's own) and
+    band names, written to a temporary file that ``close`` renames into place (``abort`` removes it).
 
-    One band per channel (a ``(C, H, W)`` ``.npy`` for C > 1; ``(H, W)`` for one), each GeoTIFF band
-    described by its band name. The GeoTIFF also records, as metadata tags, the clip range the
-    output was mapped back with (``SARZOO_CLIP_VMIN``/``VMAX``, per band too, and
-    ``SARZOO_CLIP_MODE``): for a ``per_scene`` model that is this scene's own range, without
-    which the file's values cannot be compared with another scene's."""
+    One band per channel (a ``(C, H, W)`` ``.npy`` for C > 1; ``(H, W)`` for one). No-data is NaN."""
 
     def __init__(self, directory: Path, index: int, scene: Any, prep: Any):
+        from sarzoo.inference.rasters import georeference, open_sink
+
         self.scene, self.prep = scene, prep
         self.channels = int(scene.channels)
         stem = f"{index:03d}_{safe_name(scene.id)}"
-        self.geotiff = getattr(scene, "path", "").lower().endswith((".tif", ".tiff", ".gtiff")) and \
-            hasattr(scene, "band")
+        georef = georeference(scene)
+        self.geotiff = georef is not None
         self.path = directory / (stem + (".recon.tif" if self.geotiff else ".recon.npy"))
-        if self.geotiff:
-            import rasterio
-
-            with rasterio.open(scene.path) as src:
-                profile = src.profile.copy()
-            profile.update(count=self.channels, dtype="float32", nodata=float("nan"), driver="GTiff")
-            for k in ("blockxsize", "blockysize", "tiled", "compress", "photometric", "interleave"):
-                profile.pop(k, None)
-            self.dst = rasterio.open(self.path, "w", **profile)
-            self._tag(prep)
-        else:
-            shape = scene.shape if self.channels == 1 else (self.channels, *scene.shape)
-            self.arr = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float32, shape=shape)
-
-    def _tag(self, prep: Any) -> None:
-        from sarzoo.metrics import band_names
-
-        names = band_names(self.channels, prep)
-        lo = [prep.channel(i).vmin for i in range(self.channels)]
-        hi = [prep.channel(i).vmax for i in range(self.channels)]
-        self.dst.update_tags(SARZOO_CLIP_MODE=prep.mode, SARZOO_DOMAIN=prep.domain,
-                             SARZOO_CLIP_VMIN=",".join(f"{v:.6f}" for v in lo),
-                             SARZOO_CLIP_VMAX=",".join(f"{v:.6f}" for v in hi))
-        for i in range(self.channels):
-            self.dst.set_band_description(i + 1, names[i])
-            self.dst.update_tags(i + 1, SARZOO_BAND=names[i], SARZOO_CLIP_VMIN=f"{lo[i]:.6f}",
-                                 SARZOO_CLIP_VMAX=f"{hi[i]:.6f}")
+        side = -(-max(scene.height, scene.width) // 16) * 16
+        self.sink = open_sink(self.path, scene.height, scene.width, self.channels, prep=prep, georef=georef,
+                              block=min(512, side))
 
     def write(self, row: int, col: int, y01: np.ndarray, mask: np.ndarray) -> None:
-        v = np.where(mask, self.prep.inverse(y01), np.nan).astype(np.float32)
-        v = v.reshape(self.channels, *v.shape[-2:])
-        h, w = v.shape[-2:]
-        if self.geotiff:
-            from rasterio.windows import Window
+        from sarzoo.inference.rasters import output_values
 
-            self.dst.write(v, window=Window(col, row, w, h))
-        elif self.channels == 1:
-            self.arr[row:row + h, col:col + w] = v[0]
-        else:
-            self.arr[:, row:row + h, col:col + w] = v
+        self.sink.write(row, col, output_values(self.prep, y01, mask))
 
     def close(self) -> None:
-        if self.geotiff:
-            self.dst.close()
-        else:
-            self.arr.flush()
-            del self.arr
+        self.sink.commit()
+
+    def abort(self) -> None:
+        self.sink.abort()
 
 
 def write_metrics(directory: Path, report: dict[str, Any]) -> Path:

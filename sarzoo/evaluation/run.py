@@ -4,9 +4,9 @@ Two levels are measured because they answer different questions:
 
 - **patches**: the model's own input size, exactly what training validated on, measured batch by
   batch with the function validation uses (``figures`` → ``batch_metrics``);
-- **full scenes**: what a user gets, reconstructed by tiling patches (``inference.reconstruct``),
-  each scene (or window of a scene larger than ``SCENE_WINDOW``) one image, so memory stays
-  bounded for a 25000 × 16000 Sentinel-1 scene.
+- **full scenes**: what a user gets, reconstructed by the windowed engine that ``sarzoo reconstruct``
+  runs (``inference.engine``), each scene (or window of a scene larger than ``SCENE_WINDOW``) one
+  image, so memory stays bounded for a 25000 × 16000 Sentinel-1 scene.
 """
 from __future__ import annotations
 
@@ -65,8 +65,9 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     model = ck.model_from_checkpoint(ckpt, dev)
     fast = fastpath.for_inference(model, ed.recipe["runtime"], dev)
     tile = int(ed.config["patch_size"])
-    if not 0 <= overlap < tile:
-        raise SarzooError(f"--overlap must be in [0, {tile - 1}] px for {tile} px tiles, got {overlap}")
+    from sarzoo.inference.tiles import tile_grid
+
+    tile_grid(model, tile, overlap, ("the tile (data.patch_size)", "--overlap"))  # refused before any work
     out_dir = outputs.output_dir(save_images) if save_images else None
     say = progress or (lambda s: None)
 
@@ -173,27 +174,36 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
 
 def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, window: int,
                  out_dir: Path | None, clips: dict[str, list[int]]) -> list[dict[str, Any]]:
-    """Per-image figures of every scene (or window of one), tiled; with ``out_dir`` also its PNG and
-    its part of the scene's reconstruction file."""
+    """Per-image figures of every region, each window of ``pieces`` one image; with ``out_dir`` also its
+    PNG and its part of the scene's reconstruction file.
+
+    A region is reconstructed by the windowed engine (``sarzoo.inference.engine``), the windows being its
+    output blocks: each is exactly its part of the whole region's reconstruction (one global tile grid,
+    reflect-padded at the region's edges), so windows bound memory and change nothing else."""
     from sarzoo.evaluation import outputs
-    from sarzoo.inference import reconstruct
+    from sarzoo.inference.engine import reconstruct_blocks
+    from sarzoo.inference.rasters import RegionSource
+    from sarzoo.inference.tiles import tile_grid
     from sarzoo.metrics import classical_reference
 
     ratio = float(model.compression_ratio)
+    grid = tile_grid(model, tile, overlap, ("the tile (data.patch_size)", "--overlap"))
     items: list[dict[str, Any]] = []
     writers: dict[str, outputs.SceneWriter] = {}
     try:
         for reg in ed.regions:
-            for piece in pieces(reg, window, tile):
-                prep = ed.prep_for(piece.scene.id)
-                raw = piece.scene.read(piece.row, piece.col, piece.height, piece.width)
-                x, m = prep.forward(raw)
+            prep = ed.prep_for(reg.scene.id)
+            ps = pieces(reg, window, tile)
+            blocks = [(p.row - reg.row, p.col - reg.col, p.height, p.width) for p in ps]
+            source = RegionSource(reg.scene, reg.row, reg.col, reg.height, reg.width)
+            for piece, blk in zip(ps, reconstruct_blocks(model, source, grid, blocks, prep=prep,
+                                                         batch_size=batch_size)):
+                x, m, y = blk.x, blk.mask, blk.y
                 _count_clips(clips, piece.scene.group, x, m)
                 clean = None
                 if piece.scene.has_clean:
                     cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
                     clean = np.where(m, prep.forward(cr)[0], np.float32(prep.fill)).astype(np.float32)
-                y = reconstruct(model, x, overlap=overlap, batch_size=batch_size, tile=tile)
                 # the reference gets the same count of numbers per pixel as the model's latent
                 r = classical_reference(x, max(1, round(x.size / ratio)))
                 it = {"id": piece.id, "shape": [piece.height, piece.width], **figures(x, y, r, m, prep, clean)}
@@ -210,9 +220,12 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
                         writers[key] = outputs.SceneWriter(out_dir, len(writers), piece.scene, prep)
                     writers[key].write(piece.row, piece.col, y, m)
                     it["reconstruction"] = str(writers[key].path)
-    finally:
+    except BaseException:
         for w in writers.values():
-            w.close()
+            w.abort()
+        raise
+    for w in writers.values():
+        w.close()
     return items
 
 
