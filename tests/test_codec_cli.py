@@ -112,7 +112,7 @@ def test_refusals(files):
     bad[-20] ^= 0x40
     (d / "bad.szc").write_bytes(bytes(bad))
     refused(d / "bad.szc", match="CRC32")
-    refused(code, out="x.png", match="GeoTIFF (.tif, .tiff) or .npy")
+    refused(code, out="x.png", match="unknown output type '.png'")
     refused(files["tif"], match="not a sarzoo code file")
     r = run_cli("encode", files["ckpt"], d / "missing.tif", d / "m.szc", env=ENV)
     assert r.returncode == 2 and "no such file" in r.stderr

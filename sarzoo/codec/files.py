@@ -3,7 +3,8 @@
 Reading goes through ``sarzoo.data`` (GeoTIFF, PNG, ``.npy``/``.npz``, one scene per code file) and
 the checkpoint's own preprocessing (a ``per_scene`` model refits its clip range on the scene; the
 range used is stored in the header, so decoding needs nothing but the code file and the model).
-Writing is atomic (``sarzoo.files``). The decoded scene is float32 in the data's domain: a GeoTIFF
+Writing is atomic (``sarzoo.files`` for the code file, the reconstruction engine's sinks of
+``sarzoo.inference.rasters`` for the scene). The decoded scene is float32 in the data's domain: a GeoTIFF
 keeps the source's CRS, transform and nodata (NaN when the source had none), a ``.npy`` has NaN at
 no-data pixels.
 """
@@ -125,11 +126,9 @@ def read_code(path: str) -> fmt.CodeFile:
 def decode_file(code_path: str, output: str, checkpoint: str) -> dict[str, Any]:
     """Decode ``code_path`` with the model of ``checkpoint`` into ``output`` (.tif/.tiff or .npy)."""
     from sarzoo.data.preprocess import Preprocessing
+    from sarzoo.inference.rasters import output_kind
 
-    ext = os.path.splitext(output)[1].lower()
-    if ext not in GEOTIFF_EXTS + (".npy",):
-        raise SarzooError(f"{output}: the decoded scene is written as GeoTIFF (.tif, .tiff) or .npy, not "
-                          f"{ext or '(no extension)'!r}")
+    output_kind(output)   # refuses an extension that is neither GeoTIFF nor .npy, before any work
     code = read_code(code_path)
     model, _ = load_model(checkpoint, "cpu")
     header = code.header
@@ -161,11 +160,11 @@ def decode_file(code_path: str, output: str, checkpoint: str) -> dict[str, Any]:
     except (ValueError, RuntimeError, OverflowError) as exc:
         raise SarzooError(f"{code_path}: a coded tile does not decode with this model ({exc})") from exc
     seconds = time.perf_counter() - t0
+    from sarzoo.inference.rasters import output_values
+
     geo = header["geo"]
-    nodata = geo.get("nodata")
-    fill = np.float32(nodata if isinstance(nodata, (int, float)) else np.nan)
-    values = np.where(code.mask[None], prep.inverse(x01), fill).astype(np.float32)
-    _write_raster(output, values, geo, fill, ext)
+    nodata = geo.get("nodata") if isinstance(geo.get("nodata"), (int, float)) else None
+    _write_raster(output, output_values(prep, x01, code.mask[None], nodata), geo, nodata, prep)
     h, w = code.mask.shape
     n_valid = int(code.mask.sum())
     file_bytes = os.path.getsize(code_path)
@@ -174,31 +173,26 @@ def decode_file(code_path: str, output: str, checkpoint: str) -> dict[str, Any]:
                    int(fmt.tile_presence(code.mask, tile).sum()), fmt.tile_presence(code.mask, tile).size, model)
 
 
-def _write_raster(output: str, values: np.ndarray, geo: dict[str, Any], fill: np.float32, ext: str) -> None:
-    from sarzoo.files import atomic_write
-
-    if ext == ".npy":
-        arr = values[0] if values.shape[0] == 1 else values
-        atomic_write(output, lambda f: np.save(f, arr))
-        return
-    import rasterio
-    from rasterio.transform import Affine
+def _write_raster(output: str, values: np.ndarray, geo: dict[str, Any], nodata: Any, prep: Any) -> None:
+    """Through the reconstruction engine's sinks (``sarzoo.inference.rasters``): a tiled, compressed
+    GeoTIFF with the header's CRS, transform and nodata and the ``SARZOO_*`` clip tags, or a ``.npy``;
+    written beside the target and renamed."""
+    from sarzoo.inference.rasters import open_sink
 
     c, h, w = values.shape
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": c, "dtype": "float32",
-               "nodata": float(fill), "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
-    if h < 256 or w < 256:
-        profile.update(tiled=False)
-        profile.pop("blockxsize"), profile.pop("blockysize")
-    if geo.get("crs"):
-        profile["crs"] = rasterio.crs.CRS.from_wkt(geo["crs"])
-    if isinstance(geo.get("transform"), list) and len(geo["transform"]) == 6:
-        profile["transform"] = Affine(*geo["transform"])
+    georef = None
+    if geo.get("crs") and isinstance(geo.get("transform"), list) and len(geo["transform"]) == 6:
+        from rasterio.crs import CRS
+        from rasterio.transform import Affine
 
-    from rasterio.io import MemoryFile
-
-    with MemoryFile() as mem:
-        with mem.open(**profile) as dst:
-            dst.write(values)
-        data = mem.read()
-    atomic_write(output, lambda f: f.write(data))
+        try:
+            georef = {"crs": CRS.from_wkt(geo["crs"]), "transform": Affine(*geo["transform"]), "gcps": None}
+        except Exception as exc:   # a header that passed its CRC but names no valid CRS
+            raise SarzooError(f"{output}: the code file's CRS cannot be read ({exc})") from None
+    sink = open_sink(output, h, w, c, prep=prep, georef=georef, nodata=nodata)
+    try:
+        sink.write(0, 0, values)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
