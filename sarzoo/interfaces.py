@@ -13,6 +13,9 @@ Kinds and the arguments the model builder passes to their factories:
 - ``attention``: ``factory(channels, **options)``; output shape = input shape.
 - ``upsample``: ``factory(in_channels, out_channels, scale, **options)``; output
   ``(out_channels, H * scale, W * scale)``.
+- ``bottleneck``: ``factory(channels, **options)``; sits between encoder and decoder, output shape =
+  input shape. Its module returns ``(z_hat, likelihoods)`` and codes latents to bytes
+  (``compress``/``decompress``); the protocol is ``BOTTLENECK_PROTOCOL`` below and docs/codec.md.
 - ``stage``: composition, not a layer. ``factory(stage, **options)`` receives a resolved
   ``StageSpec`` and returns the ordered list of ``Step`` s the stage is made of; the planner
   checks and the model builder instantiates the steps, so stage plugins never bypass the contracts.
@@ -23,11 +26,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-KINDS: tuple[str, ...] = ("block", "attention", "upsample", "stage")
+KINDS: tuple[str, ...] = ("block", "attention", "upsample", "stage", "bottleneck")
 #: The arguments ``sarzoo.model`` passes to each layer kind's factory, besides the options.
 KIND_ARGS: dict[str, tuple[str, ...]] = {"block": ("in_channels", "out_channels", "stride"),
                                          "attention": ("channels",),
-                                         "upsample": ("in_channels", "out_channels", "scale")}
+                                         "upsample": ("in_channels", "out_channels", "scale"),
+                                         "bottleneck": ("channels",)}
+#: The kinds a stage is made of (a stage's ``Step`` s); the bottleneck is the model's, not a stage's.
+STEP_KINDS: tuple[str, ...] = ("block", "attention", "upsample")
+
+#: What a ``bottleneck`` module provides, besides being an ``nn.Module`` (checked by the conformance
+#: kit, ``sarzoo.testing``): ``forward(z) -> (z_hat, likelihoods)`` with ``z_hat`` shaped like ``z``
+#: and ``likelihoods`` a tuple of tensors in (0, 1] whose ``-log2`` summed is the bits of the batch
+#: (a fixed-precision bottleneck gives ``2**-bits`` per element); ``compress(z, mask=None) -> bytes``
+#: (eval mode, one stream for the whole batch: coders end streams on word boundaries, so per-item
+#: streams would waste bits) and ``decompress(data, shape, mask=None) -> z_hat`` (``shape`` = the
+#: batch's ``(B, C, h, w)``), which must equal the eval-mode ``forward``'s ``z_hat``; ``mask`` (bool,
+#: broadcastable to ``shape``) names the elements to code, the others cost nothing and decode as 0
+#: (the codec's latent positions that see only no-data); and the
+#: attribute ``entropy_coded`` (False: raw float bytes whose size does not depend on the content).
+BOTTLENECK_PROTOCOL: tuple[str, ...] = ("compress", "decompress", "entropy_coded")
 
 Shape = tuple[int, int, int]
 
@@ -68,7 +86,7 @@ def default_output_shape(kind: str, in_shape: Shape, args: dict[str, Any]) -> Sh
     if kind == "block":
         s = args["stride"]
         return (args["out_channels"], math.ceil(h / s), math.ceil(w / s))
-    if kind == "attention":
+    if kind in ("attention", "bottleneck"):
         return in_shape
     if kind == "upsample":
         k = args["scale"]

@@ -70,28 +70,67 @@ class SarAutoencoder(nn.Module):
         self.latent_shape = plan.latent_shape
         self.encoder = nn.Sequential(OrderedDict((s.name, _stage_module(s)) for s in plan.encoder))
         self.decoder = nn.Sequential(OrderedDict((s.name, _stage_module(s)) for s in plan.decoder))
+        init_weights(self.encoder, plan.recipe["init"])
+        init_weights(self.decoder, plan.recipe["init"])
+        # built last and left with its plugin's own initialisation: encoder and decoder start from the
+        # same weights whatever the bottleneck (a codec recipe and its base recipe, same seed)
+        self.bottleneck = _build_layer(plan.bottleneck) if plan.bottleneck is not None else None
         self.components = sorted({(c.kind, c.name, c.provenance.distribution,
                                    c.provenance.version) for c in (layer.component for layer in plan.layers())})
-        init_weights(self, plan.recipe["init"])
 
     @property
     def compression_ratio(self) -> float:
+        """Input numbers per latent number (not bits: see ``latent_bits``)."""
         return self.plan.compression_ratio
 
+    @property
+    def entropy_coded(self) -> bool:
+        """Whether the latent is entropy-coded (its size then depends on the content)."""
+        return bool(getattr(self.bottleneck, "entropy_coded", False))
+
+    def latent_bits(self) -> dict[str, Any]:
+        """The latent's size as numbers and, for a fixed-precision bottleneck, as bits per pixel
+        at its storage precision (``sarzoo.codec.rates``)."""
+        from sarzoo.codec.rates import latent_size
+
+        return latent_size(self.plan)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's latent, before the bottleneck (``quantise`` gives what the decoder gets)."""
         return self.encoder(x)
+
+    def quantise(self, z: torch.Tensor) -> torch.Tensor:
+        """The latent the decoder receives: the bottleneck's output (eval mode: rounded, fp16 …)."""
+        return z if self.bottleneck is None else self.bottleneck(z)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, rd: bool = False):
+        """``(x_hat, z_hat)``; with ``rd=True`` ``(x_hat, z_hat, likelihoods)`` for rate–distortion
+        training (a keyword, not a second method, so DistributedDataParallel and torch.compile,
+        which wrap ``forward``, see it)."""
         z = self.encode(x)
-        return self.decode(z), z
+        if self.bottleneck is None:
+            return (self.decode(z), z, ()) if rd else (self.decode(z), z)
+        if self.entropy_coded:   # likelihoods in float32: bf16/fp16 autocast would make the rate noise
+            with torch.autocast(z.device.type, enabled=False):
+                z_hat, likelihoods = self.bottleneck(z.float())
+        else:
+            z_hat, likelihoods = self.bottleneck(z)
+        x_hat = self.decode(z_hat)
+        return (x_hat, z_hat, tuple(likelihoods)) if rd else (x_hat, z_hat)
+
+    def forward_rd(self, x: torch.Tensor):
+        """``(x_hat, z_hat, likelihoods)``: ``forward(x, rd=True)``."""
+        return self(x, rd=True)
 
     def count_parameters(self) -> dict[str, int]:
+        """``total``, ``encoder``, ``decoder``, and ``bottleneck`` when it has parameters."""
         enc = sum(p.numel() for p in self.encoder.parameters())
         dec = sum(p.numel() for p in self.decoder.parameters())
-        return {"total": enc + dec, "encoder": enc, "decoder": dec}
+        bn = sum(p.numel() for p in self.bottleneck.parameters()) if self.bottleneck is not None else 0
+        return {"total": enc + dec + bn, "encoder": enc, "decoder": dec, **({"bottleneck": bn} if bn else {})}
 
     def provenance(self) -> list[dict[str, str]]:
         return [{"kind": k, "name": n, "distribution": d, "version": v} for k, n, d, v in self.components]
@@ -107,6 +146,8 @@ def count_parameters(plan: Plan) -> dict[str, int]:
             for st in stages:
                 counts[f"{role}.{st.name}"] = sum(
                     p.numel() for layer in st.layers for p in _build_layer(layer).parameters())
+        if plan.bottleneck is not None:
+            counts["bottleneck"] = sum(p.numel() for p in _build_layer(plan.bottleneck).parameters())
     plan.parameters = sum(counts.values())
     return counts
 
@@ -167,6 +208,11 @@ def verify(model: "SarAutoencoder", plan: Plan, counter: Any = None) -> tuple[di
             if not single:
                 handles.append(stage_mod.register_forward_hook(
                     lambda _m, _i, out, key=f"{part}.{st.name}": seen.__setitem__(key, tuple(out.shape[1:]))))
+        if part == "encoder" and plan.bottleneck is not None and model.bottleneck is not None:
+            order.append(("bottleneck", plan.bottleneck))
+            handles.append(model.bottleneck.register_forward_hook(   # (z_hat, likelihoods): z_hat's shape
+                lambda _m, _i, out: seen.__setitem__("bottleneck", tuple(
+                    (out[0] if isinstance(out, (tuple, list)) and out else out).shape[1:]))))
 
     def liar(key, layer, got) -> SarzooError:
         p = layer.component.provenance

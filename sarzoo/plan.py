@@ -24,6 +24,7 @@ from sarzoo.config.source import PathKey
 from sarzoo.errors import PluginError, SarzooError, describe
 from sarzoo.interfaces import (
     KIND_ARGS,
+    STEP_KINDS,
     Component,
     Ref,
     Shape,
@@ -50,10 +51,17 @@ class Layer:
     def parameter_bound(self) -> int:
         """A generous bound on the layer's parameters from its kind arguments alone (no torch):
         ``2048·(in·out + out²) + 1024·(in + out + 1)`` for a block or upsample, ``8·c² + 1024·(c + 1)``
-        for attention. Every first-party component stays well under it (the largest, a 5×5
-        pixel-shuffle conv at scale 8, has 1600·in·out); a third-party one need not, which is why
-        ``sarzoo.model`` counts exactly (on the meta device) whenever this bound does not fit."""
+        for attention, ``128·n² + 1024·(n + 1)`` for a bottleneck (``n``: channels plus its largest
+        integer option, e.g. a hyperprior's ``hyper_channels``). Every first-party component stays
+        well under it (the largest, a 5×5 pixel-shuffle conv at scale 8, has 1600·in·out); a
+        third-party one need not, which is why ``sarzoo.model`` counts exactly (on the meta device)
+        whenever this bound does not fit."""
         a = self.args
+        if self.component.kind == "bottleneck":   # a hyper-autoencoder's widths may differ from the latent's
+            c = int(a.get("channels", self.in_shape[0]))
+            ints = [int(v) for k, v in a.items() if k != "channels" and isinstance(v, int) and not isinstance(v, bool)]
+            n = c + max(ints, default=0)
+            return 128 * n * n + 1024 * (n + 1)
         if self.component.kind == "attention":
             c = int(a.get("channels", self.in_shape[0]))
             return 8 * c * c + 1024 * (c + 1)
@@ -100,6 +108,7 @@ class Plan:
     total_stride: int
     raw: RawRecipe | None = field(default=None, repr=False)   # where each key came from, for errors
     parameters: int | None = None  # set by sarzoo.model.count_parameters (meta device); None = not counted
+    bottleneck: Layer | None = None   # between encoder and decoder (recipe key `bottleneck`)
 
     @property
     def parameter_bound(self) -> int:
@@ -124,7 +133,11 @@ class Plan:
         return math.prod(self.input_shape) / math.prod(self.latent_shape)
 
     def layers(self):
-        for st in self.encoder + self.decoder:
+        for st in self.encoder:
+            yield from st.layers
+        if self.bottleneck is not None:
+            yield self.bottleneck
+        for st in self.decoder:
             yield from st.layers
 
 
@@ -278,6 +291,10 @@ class _Planner:
         for i, st in enumerate(r["encoder"]["stages"]):
             enc.append(self.stage("encoder", i, st, shape))
             shape = enc[-1].out_shape
+        bottleneck = None
+        if r.get("bottleneck") is not None:
+            bottleneck = self.layer("bottleneck", "bottleneck", _ref(r["bottleneck"]), {"channels": shape[0]},
+                                    shape, ("bottleneck",))
         dec: list[StagePlan] = []
         for i, st in enumerate(r["decoder"]["stages"]):
             dec.append(self.stage("decoder", i, st, shape))
@@ -297,7 +314,7 @@ class _Planner:
             if self.raw is not None and key not in self.raw.origins:
                 key = ("decoder",)
             self.fail(f"the decoder outputs {shape} but the input is {in_shape}.{hint}", key)
-        return Plan(r, in_shape, enc, dec, total, self.raw)
+        return Plan(r, in_shape, enc, dec, total, self.raw, bottleneck=bottleneck)
 
 
 def make_plan(recipe: dict, raw: RawRecipe | None = None, registry: Registry | None = None) -> Plan:
@@ -352,7 +369,7 @@ def _step_problem(step: Step, names: set[str]) -> str | None:
     """What is wrong with one ``Step`` a stage factory returned, or None."""
     if not isinstance(step.name, str) or not step.name or "." in step.name or step.name in names:
         return "an invalid or repeated name (a non-empty string without '.', unique in the stage)"
-    if not isinstance(step.kind, str) or step.kind not in KIND_ARGS:
+    if not isinstance(step.kind, str) or step.kind not in STEP_KINDS:
         return f"kind {step.kind!r}"
     if not isinstance(step.ref, Ref) or not isinstance(step.ref.options, dict) or not all(
             isinstance(k, str) for k in step.ref.options):

@@ -34,7 +34,8 @@ def test_build_json_report(tmp_path):
 def test_build_table_input_size_and_set():
     res = run_cli("build", RECIPES / "tiny.yaml", "--input-size", "32", "48", "--set", "encoder.stage.depth=2")
     assert res.returncode == 0, res.stderr
-    assert "4×4×6" in res.stdout and "FLOPs/image" in res.stdout and "compression 16×" in res.stdout
+    assert "4×4×6" in res.stdout and "FLOPs/image" in res.stdout and "16× fewer numbers than the input" in res.stdout
+    assert "bits/pixel as float32" in res.stdout
     assert "preact×2 + cbam×2" in res.stdout
 
 

@@ -24,7 +24,7 @@ def _id(c):
 
 
 def test_the_registry_has_components_of_every_kind():
-    assert {c.kind for c in COMPONENTS} == {"block", "attention", "upsample", "stage"}
+    assert {c.kind for c in COMPONENTS} == {"block", "attention", "upsample", "stage", "bottleneck"}
 
 
 @pytest.mark.parametrize("component", LAYERS, ids=_id)

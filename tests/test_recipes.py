@@ -284,7 +284,7 @@ def test_unknown_builtin_name_lists_the_builtins(tmp_path, monkeypatch):
     with pytest.raises(RecipeError) as info:
         sarzoo.load_recipe("tinny")
     msg = str(info.value)
-    assert "'tinny'" in msg and "res_cbam, res_cbam_dualpol, res_se" in msg and "Did you mean 'tiny'?" in msg
+    assert "'tinny'" in msg and "res_cbam_dualpol, res_se" in msg and "Did you mean 'tiny'" in msg
     e = err(tmp_path, "extends: res_cbma\n")
     assert "bad.yaml:1" in str(e) and "not found" in str(e) and "Did you mean 'res_cbam'" in str(e)
     # With a suffix it is a path, never a built-in: `extends: res_cbam.yaml` copied out of a

@@ -66,7 +66,8 @@ SCHEMA: dict[str, tuple[Spec, str]] = {
     "n_val": (_COUNT, "resume"),
     "early_stopping": (Map({"bad_epochs": _COUNT}), "resume"),
     "nonfinite": (Map({"total": _COUNT, "in_a_row": _COUNT}), "resume"),
-    "accum": (Map({**{k: Num() for k in ACCUM_KEYS}, "n": _COUNT}), "resume"),
+    "accum": (Map({**{k: Num() for k in ACCUM_KEYS}, "n": _COUNT, "bpp": Num()},
+                  required=ACCUM_KEYS), "resume"),   # bpp: rate–distortion training only
     "metrics": (Opt(Map(extra=Scalar())), "resume?"),
     "reference": (Opt(Map(extra=Scalar())), "resume?"),
     "data": (Opt(Map(extra=Any_())), "resume?"),

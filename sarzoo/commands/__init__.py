@@ -9,4 +9,4 @@ all of them and has to stay instant.
 
 # Order is the order shown by ``sarzoo --help``.
 COMMAND_MODULES = ["recipes", "build", "list_components", "plugins", "check_plugin", "train", "evaluate", "reconstruct",
-                   "rd", "bench"]
+                   "encode", "decode", "rd", "bench"]

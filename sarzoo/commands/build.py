@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 NAME = "build"
@@ -65,6 +64,10 @@ def run(args) -> int:
             params = sum(p.numel() for p in getattr(module, st.name).parameters())
             rows.append({"stage": f"{part}.{st.name}", "component": _summarise(st),
                          "output_shape": list(real[f"{part}.{st.name}"]), "params": params})
+        if part == "encoder" and plan.bottleneck is not None and plan.bottleneck.component.name != "none":
+            rows.append({"stage": "bottleneck", "component": plan.bottleneck.component.name,
+                         "output_shape": list(real.get("bottleneck", plan.latent_shape)),
+                         "params": sum(p.numel() for p in model.bottleneck.parameters())})
     counts = model.count_parameters()
     report = {
         "name": recipe["name"],
@@ -73,7 +76,9 @@ def run(args) -> int:
         "latent_shape": list(plan.latent_shape),
         "output_shape": list(x_hat.shape[1:]),
         "params": counts,
-        "compression_ratio": plan.compression_ratio,
+        "compression_ratio": plan.compression_ratio,   # input numbers per latent number, not bits
+        "latent": model.latent_bits(),                 # numbers and bits per pixel at storage precision
+        "bottleneck": recipe.get("bottleneck"),
         "total_stride": plan.total_stride,
         "flops_per_image": flops,
         "memory": {"estimate_bytes": estimate.bytes, "parameters": estimate.parameters,
@@ -117,10 +122,14 @@ def _print_table(r: dict) -> None:
     p = r["params"]
     out.write("\n")
     out.write(f"parameters   {_fmt_int(p['total'])} (encoder {_fmt_int(p['encoder'])}, "
-              f"decoder {_fmt_int(p['decoder'])})\n")
+              f"decoder {_fmt_int(p['decoder'])}"
+              + (f", bottleneck {_fmt_int(p['bottleneck'])}" if p.get("bottleneck") else "") + ")\n")
+    from sarzoo.codec.rates import describe_latent
+
     latent = "×".join(map(str, r["latent_shape"]))
-    out.write(f"latent       {latent} = {math.prod(r['latent_shape']):,} numbers; compression "
-              f"{r['compression_ratio']:g}× (total stride {r['total_stride']})\n")
+    bn = r.get("bottleneck") or {"type": "none"}
+    out.write(f"latent       {latent}: {describe_latent(r['latent'])} (bottleneck {bn['type']}); "
+              f"{r['compression_ratio']:g}× fewer numbers than the input, total stride {r['total_stride']}\n")
     out.write(f"FLOPs/image  {r['flops_per_image'] / 1e9:.2f} GFLOP ({_fmt_int(r['flops_per_image'])})\n")
     from sarzoo.budget import human_bytes
 

@@ -127,12 +127,22 @@ def _clip_text(pp: dict[str, Any]) -> str:
     return Preprocessing.from_dict(pp).range_text(unit=False)
 
 
+def _latent_text(r: dict[str, Any]) -> str:
+    from sarzoo.codec.rates import describe_latent
+
+    lat = r.get("latent")
+    if not lat:
+        return "?"
+    return describe_latent(lat)
+
+
 def format_report(r: dict[str, Any], max_rows: int = 40) -> str:
     """The text report of an ``evaluate`` dict: header, full scenes, patches, per image, verdict."""
     pp = r["data"]["preprocessing"]
     lines = [
-        f"checkpoint {r['checkpoint']} ({r['recipe']}, epoch {r['epoch']}, step {r['step']}; latent "
-        f"{'×'.join(map(str, r['latent_shape']))}, {r['compression_ratio']:g}× compression)",
+        f"checkpoint {r['checkpoint']} ({r['recipe']}, epoch {r['epoch']}, step {r['step']})",
+        f"latent     {'×'.join(map(str, r['latent_shape']))}: {_latent_text(r)}; "
+        f"{r['compression_ratio']:g}× fewer numbers than the input",
         f"data       {r['data']['description']}",
         f"           {pp['domain']} → dB clipped to {_clip_text(pp)} → [0, 1]; "
         f"no-data masked out of every metric",

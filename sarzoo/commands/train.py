@@ -199,9 +199,14 @@ class Console(Observer):
 
     # -- training -------------------------------------------------------------------------------
     def on_start(self, info: RunInfo) -> None:
+        from sarzoo.codec.rates import describe_latent
+
         lat = "×".join(map(str, info.latent_shape))
-        self.say(f"model      {info.recipe}: {info.parameters:,} parameters, latent {lat} "
-                 f"({info.compression_ratio:g}× compression)")
+        bits = f": {describe_latent(info.latent)}" if info.latent else ""
+        self.say(f"model      {info.recipe}: {info.parameters:,} parameters, latent {lat}{bits} "
+                 f"({info.compression_ratio:g}× fewer numbers than the input)")
+        if info.lmbda > 0:
+            self.say(f"rate       loss = distortion + {info.lmbda:g} × bits per valid pixel (train.rate.lmbda)")
         self.say(f"device     {info.device}")
         shares = ([f"{info.accumulate} micro-batches"] if info.accumulate > 1 else []) + \
             ([f"{info.world_size} processes"] if info.world_size > 1 else [])
@@ -240,7 +245,8 @@ class Console(Observer):
     def on_step(self, record: StepRecord) -> None:
         if record.metrics is not None:
             m = record.means
-            self.bar.set_postfix_str(f"loss {m['loss']:.4f} psnr {m['psnr']:.2f} ssim {m['ssim']:.3f} "
+            bpp = f" bpp {m['bpp']:.3f}" if "bpp" in m else ""
+            self.bar.set_postfix_str(f"loss {m['loss']:.4f} psnr {m['psnr']:.2f} ssim {m['ssim']:.3f}{bpp} "
                                      f"lr {record.lr:.2g}", refresh=False)
         self.bar.update(1)
 
@@ -255,12 +261,13 @@ class Console(Observer):
     def on_epoch(self, r: EpochRecord) -> None:
         train, val, ref = r.train, r.val, r.reference
         line = (f"epoch {r.epoch:>3}/{r.epochs}  train loss {_fmt(train.get('loss'), '.4f')} "
-                f"psnr {_fmt(train.get('psnr'), '.2f')}")
+                f"psnr {_fmt(train.get('psnr'), '.2f')}"
+                + (f" bpp {_fmt(train['bpp'], '.3f')}" if "bpp" in train else ""))
         if val:
             bands = [k.split("/", 1)[1] for k in val if k.startswith("psnr/")]  # several channels: per band too
             per = " (" + ", ".join(f"{b} {_fmt(val[f'psnr/{b}'], '.2f')}" for b in bands) + ")" if bands else ""
             line += (f" | val loss {_fmt(val.get('loss'), '.4f')} psnr {_fmt(val.get('psnr'), '.2f')}{per} "
-                     f"ssim {_fmt(val.get('ssim'))}")
+                     f"ssim {_fmt(val.get('ssim'))}" + (f" bpp {_fmt(val['bpp'], '.3f')}" if "bpp" in val else ""))
             if ref.get("psnr") is not None:
                 line += f" (ref {_fmt(ref.get('psnr'), '.2f')})"
         line += f" | lr {r.lr:.2g} | {r.seconds:.1f}s" + (" *best" if r.improved else "")

@@ -3,7 +3,7 @@
 The model sections (``input``, ``init``, ``encoder``, ``decoder``), ``train:`` and ``data:`` are
 all declared here with ``Field``; values are checked by ``sarzoo.config.values.check`` (which
 component options use too), and ``sarzoo.config.resolve`` fills defaults and derived defaults.
-A new section (``bottleneck:`` …) is one more entry in ``SECTIONS``. Import-light
+A new section is one more entry in ``SECTIONS``. Import-light
 on purpose: ``sarzoo --help`` and the docs test read it without torch.
 """
 
@@ -141,6 +141,12 @@ MODEL: dict[str, Field] = {
             ),
         },
     ),
+    "bottleneck": Field(
+        "ref:bottleneck",
+        "between encoder and decoder: how the latent is quantised and stored (none = float32, fp16, quantize, "
+        "factorized, hyperprior; docs/codec.md)",
+        default="none",
+    ),
 }
 
 
@@ -261,6 +267,20 @@ TRAIN: dict[str, Field] = {
             ),
             "win_size": Field("int", "SSIM Gaussian window size (odd)", default=11, min=3, max=31),
             "masked": Field("bool", "ignore no-data pixels (mask False) in both terms", default=True),
+        },
+    ),
+    "rate": Field(
+        "section",
+        "rate-distortion training: loss = distortion + lmbda × bits per valid pixel (docs/codec.md)",
+        children={
+            "lmbda": Field(
+                "float",
+                "weight of the rate (bits per valid pixel, from the bottleneck's likelihoods) in the loss; 0 = "
+                "distortion only. Only an entropy-coded bottleneck (quantize, factorized, hyperprior) has a rate to "
+                "learn",
+                default=0.0,
+                min=0,
+            ),
         },
     ),
     "seed": Field("int", "seed of weight init, data order and augmentation (--seed overrides)", default=0),

@@ -1,8 +1,8 @@
 """The figures of an evaluation: model and classical reference side by side, and their means.
 
 Why every figure of the model is paired with the reference's on the same pixels: an autoencoder
-at 16× compression that cannot beat "average 4×4 blocks, bicubic back" is not worth its
-parameters (SPEC §3), and the absolute PSNR/SSIM of speckled data mean little on their own. For
+with 16× fewer latent numbers than input numbers that cannot beat "average 4×4 blocks, bicubic
+back" is not worth its parameters (SPEC §3), and the absolute PSNR/SSIM of speckled data mean little on their own. For
 synthetic data model, reference and speckled input are also measured against the clean
 reflectivity (the only way to tell speckle removal from lost structure).
 

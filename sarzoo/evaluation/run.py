@@ -77,7 +77,8 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         "epoch": ckpt.get("epoch"),
         "step": ckpt.get("step"),
         "latent_shape": list(model.latent_shape),
-        "compression_ratio": float(model.compression_ratio),
+        "compression_ratio": float(model.compression_ratio),   # numbers, not bits: see "latent"
+        "latent": model.latent_bits(),   # numbers and bits per pixel at storage precision (sarzoo.codec.rates)
         "runtime": fast.describe(),
         "data": {"source": ed.source, "split": ed.split, "description": ed.description,
                  "paths": ed.config["paths"], "patch_size": tile, "stride": ed.config["stride"],
@@ -95,6 +96,11 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
         say(f"scenes     {len(ed.regions)} (tiles {tile} px, overlap {overlap} px)")
         items = _scene_level(model, ed, tile, overlap, batch_size, window, out_dir, scene_clips)
         report["scenes"] = {**summarise(items), "overlap": overlap, "window": window, "images": items}
+        coded = [it for it in items if "bits" in it]
+        if coded:   # an entropy-coded latent: the rate `sarzoo encode` spends on these images' tiles
+            report["latent"]["bits_per_pixel"] = sum(it["bits"] for it in coded) / max(
+                1, sum(it["valid_pixels"] for it in coded))
+            report["latent"]["measured_on"] = "full scenes, sarzoo.codec.roundtrip (tiles, no header)"
     report["warnings"] = _clip_warnings(scene_clips if scenes else patch_clips, ed.preprocessing)
 
     top = report["scenes"] if scenes else report.get("patches")
@@ -201,6 +207,8 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
                 # the reference gets the same count of numbers per pixel as the model's latent
                 r = classical_reference(x, max(1, round(x.size / ratio)))
                 it = {"id": piece.id, "shape": [piece.height, piece.width], **figures(x, y, r, m, prep, clean)}
+                if model.entropy_coded:
+                    it.update(_measured_rate(model, x, m))
                 if ed.scene_preprocessing:
                     it["clip_db"] = _clip_db(prep)
                 items.append(it)
@@ -219,3 +227,12 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
     for w in writers.values():
         w.close()
     return items
+
+
+def _measured_rate(model: Any, x: Any, m: Any) -> dict[str, Any]:
+    """Bits the codec spends on one image (``sarzoo.codec.roundtrip``) and per valid pixel."""
+    from sarzoo.codec import roundtrip
+
+    _, bits = roundtrip(model, x, m)
+    valid = int(np.asarray(m).reshape(-1, *np.asarray(m).shape[-2:]).any(axis=0).sum())
+    return {"bits": int(bits), "valid_pixels": valid, "bpp": bits / max(valid, 1)}

@@ -16,7 +16,9 @@ are, in order:
 ``eval_determinism``  two eval-mode passes on the same input agree
 
 Stage components (composition, no weights) get ``stage_contract`` instead: the steps they return
-chain channels and resolution correctly.
+chain channels and resolution correctly. Bottleneck components get ``BOTTLENECK_CHECKS``
+(``sarzoo.testing.bottleneck``): shape preserved, likelihoods in (0, 1], gradients, deterministic
+eval mode, and ``decompress(compress(z))`` equal to the eval-mode quantised latent.
 
 Every failure says which check failed on which input shape::
 
@@ -43,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 _OWNERS = {
     **dict.fromkeys(("Case", "StageCase", "case_args", "sample_cases", "sample_stage_cases", "size_range"),
                     "cases"),
+    **dict.fromkeys(("BOTTLENECK_CHECKS", "check_bottleneck_case"), "bottleneck"),
     **dict.fromkeys(("CHECKS", "STAGE_CHECKS", "CaseResult", "CheckResult", "ConformanceError", "assert_conforms",
                      "check_case", "check_stage_case", "describe"), "checks"),
     **dict.fromkeys(("ComponentReport", "DistributionReport", "check_component", "check_distribution",
@@ -53,6 +56,7 @@ _OWNERS = {
 __all__ = list(_OWNERS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sarzoo.testing.bottleneck import *  # noqa: F401,F403
     from sarzoo.testing.cases import *  # noqa: F401,F403
     from sarzoo.testing.checks import *  # noqa: F401,F403
     from sarzoo.testing.pytest_plugin import conformance_test  # noqa: F401

@@ -62,7 +62,7 @@ def case_args(component: Component, case: Case) -> dict[str, Any]:
     if component.kind == "block":
         base = {"in_channels": case.channels, "out_channels": case.out_channels or case.channels,
                 "stride": case.stride}
-    elif component.kind == "attention":
+    elif component.kind in ("attention", "bottleneck"):
         base = {"channels": case.channels}
     elif component.kind == "upsample":
         base = {"in_channels": case.channels, "out_channels": case.out_channels or case.channels,

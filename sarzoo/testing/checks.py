@@ -3,84 +3,29 @@ asserts. Cases come from ``sarzoo.testing.cases``; whole components and distribu
 in ``sarzoo.testing.reports``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import torch
 from torch import nn
 
 from sarzoo.errors import describe as _describe_exc
-from sarzoo.interfaces import KIND_ARGS, Component, Ref, Step, default_output_shape
+from sarzoo.interfaces import KIND_ARGS, STEP_KINDS, Component, Ref, Step, default_output_shape
+from sarzoo.testing.bottleneck import BOTTLENECK_CHECKS, check_bottleneck_case
 from sarzoo.testing.cases import Case, StageCase, case_args
+from sarzoo.testing.results import (  # noqa: F401  (re-exported: sarzoo.testing's public names)
+    CaseResult,
+    CheckResult,
+    ConformanceError,
+    component_label,
+    describe,
+)
 
 CHECKS: tuple[str, ...] = ("contract", "construct", "forward", "output_shape", "finite", "gradient",
                            "eval_determinism")
 STAGE_CHECKS: tuple[str, ...] = ("stage_contract",)
 
 
-class ConformanceError(AssertionError):
-    """A component failed a conformance check; the message names the check and the input."""
-
-
-# -- results -----------------------------------------------------------------------------------
-@dataclass
-class CheckResult:
-    check: str
-    passed: bool
-    messages: list[str] = field(default_factory=list)
-
-    @property
-    def message(self) -> str:
-        return "; ".join(self.messages)
-
-
-@dataclass
-class CaseResult:
-    component: Component
-    case: Case | StageCase
-    args: dict[str, Any]
-    results: list[CheckResult] = field(default_factory=list)
-    skipped: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(r.passed for r in self.results)
-
-    @property
-    def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if not r.passed]
-
-    def failure_messages(self) -> list[str]:
-        return [m for r in self.failures for m in r.messages]
-
-
-def component_label(component: Component) -> str:
-    p = component.provenance
-    where = f" ({p.distribution} {p.version})" if p.distribution != "?" else ""
-    return f"{component.kind} '{component.name}'{where}"
-
-
-def _arg_text(component: Component, args: dict[str, Any]) -> str:
-    kind_args = [f"{k}={args[k]}" for k in KIND_ARGS.get(component.kind, ()) if k in args]
-    defaults = component.defaults()
-    opts = [f"{k}={v!r}" for k, v in args.items()
-            if k not in KIND_ARGS.get(component.kind, ()) and k in defaults and v != defaults[k]]
-    return ", ".join(kind_args + opts)
-
-
-def describe(component: Component, case: Case | StageCase, args: dict[str, Any]) -> str:
-    """``block 'x' (dist 1.0) on input (2, 8, 9, 9) with in_channels=8, out_channels=16, stride=2``"""
-    if isinstance(case, StageCase):
-        spec = case.spec()
-        parts = [f"role={spec.role}", f"in_channels={spec.in_channels}",
-                 f"out_channels={spec.out_channels}", f"depth={spec.depth}"]
-        parts.append(f"stride={spec.stride}" if spec.role == "encoder" else f"scale={spec.scale}")
-        parts.append("with attention" if spec.attention else "no attention")
-        if spec.role == "decoder":
-            parts.append("with upsample" if spec.upsample else "no upsample")
-        opts = [f"{k}={v!r}" for k, v in case.options.items()]
-        return f"{component_label(component)} on stage ({', '.join(parts + opts)})"
-    return f"{component_label(component)} on input {case.input_shape} with {_arg_text(component, args)}"
+def checks_of(component: Component) -> tuple[str, ...]:
+    """The checks a component of this kind gets."""
+    return {"stage": STAGE_CHECKS, "bottleneck": BOTTLENECK_CHECKS}.get(component.kind, CHECKS)
 
 
 def _kind_rule_problem(component: Component, in_shape, args, declared) -> str | None:
@@ -111,6 +56,8 @@ def check_case(component: Component, case: Case | StageCase, *, seed: int = 0,
     not a multiple of ``input_multiple``) is skipped, not failed."""
     if component.kind == "stage" or isinstance(case, StageCase):
         return check_stage_case(component, case)  # type: ignore[arg-type]
+    if component.kind == "bottleneck":
+        return check_bottleneck_case(component, case, seed=seed, device=device)
     # The inputs are tiny: on CPU, intra-op threads cost more than they give (up to 30x on a
     # loaded 2-core machine), so one case runs single-threaded and the caller's setting returns.
     threads = torch.get_num_threads()
@@ -320,7 +267,7 @@ def check_stage_case(component: Component, case: StageCase) -> CaseResult:
         if step.name in names:
             msgs.append(f"step name '{step.name}' is used twice")
         names.add(step.name)
-        if step.kind not in KIND_ARGS:
+        if step.kind not in STEP_KINDS:
             msgs.append(f"step '{step.name}' has kind {step.kind!r}; a stage is made of "
                         "block, attention and upsample steps")
             return finish()

@@ -12,7 +12,7 @@ import torch
 from sarzoo.errors import SarzooError
 from sarzoo.interfaces import Component
 from sarzoo.testing.cases import Case, StageCase, sample_cases, sample_stage_cases
-from sarzoo.testing.checks import CHECKS, STAGE_CHECKS, CaseResult, check_case, component_label
+from sarzoo.testing.checks import CaseResult, check_case, checks_of, component_label
 
 
 # -- a whole component / distribution ----------------------------------------------------------
@@ -182,7 +182,7 @@ def format_report(report: ComponentReport | DistributionReport, *, max_per_check
 
 def _component_lines(r: ComponentReport, max_per_check: int, indent: str) -> str:
     comp = r.component
-    checks = STAGE_CHECKS if comp.kind == "stage" else CHECKS
+    checks = checks_of(comp)
     skipped = len(r.cases) - len(r.ran)
     counts = f"{len(r.ran)} case(s)" + (f", {skipped} rejected by the contract" if skipped else "")
     head = f"{indent}{'PASS' if r.ok else 'FAIL'}  {comp.kind} {comp.name}  ({counts})"

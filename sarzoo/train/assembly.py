@@ -41,7 +41,7 @@ def assemble_step(plan: Plan, runtime: Runtime, seed: int) -> StepParts:
     model = build_model(plan)
     net = runtime.prepare_model(model)
     optimizer = build_optimizer(model.parameters(), cfg)
-    loss_fn = ReconstructionLoss.from_config(cfg["loss"])
+    loss_fn = ReconstructionLoss.from_config(cfg["loss"], cfg.get("rate"))
     step = TrainStep(net, model, optimizer, loss_fn, runtime, cfg["grad_clip"])
     return StepParts(model, optimizer, loss_fn, step)
 

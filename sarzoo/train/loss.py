@@ -5,6 +5,11 @@ With no-data pixels in a batch, MSE is averaged over valid pixels only and the S
 window positions whose whole window is valid (the same rule as ``sarzoo.metrics.ssim``), so
 filled no-data never teaches the model anything. A batch without no-data takes pytorch-msssim's
 own code path, bit for bit.
+
+Rate–distortion training (``train.rate.lmbda`` > 0, docs/codec.md) adds ``lmbda × bpp``, where
+``bpp`` is the bits the bottleneck's likelihoods give the batch (``-log2`` summed) per *valid*
+pixel of the batch (``sarzoo.codec.rates``): the rate is what the coded file of those pixels would
+cost, and a patch's no-data share does not make its valid pixels look cheaper.
 """
 from __future__ import annotations
 
@@ -12,23 +17,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sarzoo.codec.rates import likelihood_bits, valid_pixels
 from sarzoo.metrics import _win_size, masked_ssim_per_image
 
 
 class ReconstructionLoss(nn.Module):
-    """``forward(x_hat, x, mask=None) -> (loss, parts)``; ``parts`` = detached ``mse`` and ``ssim``."""
+    """``forward(x_hat, x, mask=None, likelihoods=None) -> (loss, parts)``; ``parts`` = detached ``mse``
+    and ``ssim``, and ``bpp`` when likelihoods are given (the rate counts in the loss when ``lmbda`` > 0)."""
 
-    def __init__(self, mse: float = 0.5, ssim: float = 0.5, win_size: int = 11, masked: bool = True):
+    def __init__(self, mse: float = 0.5, ssim: float = 0.5, win_size: int = 11, masked: bool = True,
+                 lmbda: float = 0.0):
         super().__init__()
         if win_size % 2 == 0:
             win_size += 1
         self.w_mse, self.w_ssim, self.win_size, self.masked = float(mse), float(ssim), int(win_size), bool(masked)
+        self.lmbda = float(lmbda)
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "ReconstructionLoss":
-        return cls(cfg["mse"], cfg["ssim"], cfg["win_size"], cfg["masked"])
+    def from_config(cls, cfg: dict, rate: dict | None = None) -> "ReconstructionLoss":
+        return cls(cfg["mse"], cfg["ssim"], cfg["win_size"], cfg["masked"], (rate or {}).get("lmbda", 0.0))
 
-    def forward(self, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None):
+    def forward(self, x_hat: torch.Tensor, x: torch.Tensor, mask: torch.Tensor | None = None, likelihoods=None):
         from pytorch_msssim import ssim as _ssim
 
         x_hat = x_hat.float()
@@ -45,4 +54,11 @@ class ReconstructionLoss(nn.Module):
             mse = F.mse_loss(x_hat, x)
             ssim = _ssim(x_hat, x, data_range=1.0, size_average=True, win_size=win, nonnegative_ssim=True)
         loss = self.w_mse * mse + self.w_ssim * (1.0 - ssim)
-        return loss, {"mse": mse.detach(), "ssim": ssim.detach()}
+        parts = {"mse": mse.detach(), "ssim": ssim.detach()}
+        if likelihoods:
+            bpp = likelihood_bits(likelihoods) / valid_pixels(mask, x).clamp_min(1.0)
+            # also at lmbda 0: the entropy model's parameters stay in the graph (with zero gradient),
+            # which DistributedDataParallel requires of every parameter
+            loss = loss + self.lmbda * bpp
+            parts["bpp"] = bpp.detach()
+        return loss, parts

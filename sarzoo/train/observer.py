@@ -45,6 +45,8 @@ class RunInfo:
     accumulate: int = 1            # micro-batches per step (train.accumulate)
     world_size: int = 1            # processes
     resumed_step_batch: int | None = None   # patches per step of the checkpoint's run
+    latent: dict[str, Any] = field(default_factory=dict)   # sarzoo.codec.rates.latent_size: numbers, bits
+    lmbda: float = 0.0             # train.rate.lmbda
 
     @property
     def step_batch(self) -> int:

@@ -22,6 +22,8 @@ from sarzoo.train.runtime import Runtime
 
 #: training metrics summed over the steps of an epoch (the step's ``grad_norm`` is logged, not summed)
 METRIC_KEYS = ("loss", "mse", "ssim", "psnr")
+#: summed too when the step reports them: ``bpp`` of rate–distortion training
+OPTIONAL_KEYS = ("bpp",)
 
 
 def _zero_accum() -> dict[str, float]:
@@ -57,14 +59,15 @@ class TrainState:
             self.nonfinite["in_a_row"] += 1
             return
         self.nonfinite["in_a_row"] = 0
-        for k in METRIC_KEYS:
-            self.accum[k] += metrics[k]
+        for k in METRIC_KEYS + OPTIONAL_KEYS:
+            if k in metrics:
+                self.accum[k] = self.accum.get(k, 0.0) + metrics[k]
         self.accum["n"] += 1
 
     def running_means(self) -> dict[str, float]:
         """Means of the current epoch's finite steps so far (empty before the first)."""
         n = self.accum["n"]
-        return {k: self.accum[k] / n for k in METRIC_KEYS} if n else {}
+        return {k: self.accum[k] / n for k in METRIC_KEYS + OPTIONAL_KEYS if k in self.accum} if n else {}
 
     def judge(self, monitor: float | None, min_delta: float, val: dict[str, Any]) -> bool:
         """Record the epoch's monitored loss: True (and a new best) if it improved by more than ``min_delta``."""

@@ -34,7 +34,8 @@ def weights_finite(model: torch.nn.Module) -> bool:
 
 
 class TrainStep:
-    """``step(batches) -> metrics`` (``loss``, ``mse``, ``ssim``, ``psnr``, ``grad_norm``), or None if skipped.
+    """``step(batches) -> metrics`` (``loss``, ``mse``, ``ssim``, ``psnr``, ``grad_norm``, and ``bpp`` for an
+    entropy-coded bottleneck), or None if skipped.
 
     ``batches`` is one batch, or the list of micro-batches of one optimizer step
     (``train.accumulate``): their gradients add up (each loss divided by their number) before the
@@ -57,6 +58,10 @@ class TrainStep:
         self.net, self.model, self.optimizer, self.loss_fn, self.rt = net, model, optimizer, loss_fn, runtime
         self.clip = grad_clip if grad_clip is not None else math.inf
         self.params = [p for p in model.parameters() if p.requires_grad]
+        # an entropy-coded bottleneck: the forward returns the likelihoods, the loss adds the rate,
+        # and the step reports ``bpp`` (fixed-precision ones would log a constant: left out)
+        self.rd = bool(getattr(model, "entropy_coded", False))
+        self.names = ("loss", "mse", "ssim") + (("bpp",) if self.rd else ())
         self.buffers = [b for b in model.buffers()]
         self.saved_buffers = [b.detach().clone() for b in self.buffers]
 
@@ -82,17 +87,20 @@ class TrainStep:
             x, mask = batch["x"], batch["mask"]
             with self._reduce_gradients(j == len(micro) - 1):
                 with self.rt.autocast():
-                    x_hat, _ = self.net(x)
-                loss, parts = self.loss_fn(x_hat, x, mask)
+                    if self.rd:
+                        x_hat, _, likelihoods = self.net(x, rd=True)
+                    else:
+                        (x_hat, _), likelihoods = self.net(x), None
+                loss, parts = self.loss_fn(x_hat, x, mask, likelihoods)
                 scaled = loss / len(micro) if len(micro) > 1 else loss
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            numbers = torch.stack([loss.detach().float(), parts["mse"].detach().float(),
-                                   parts["ssim"].detach().float()])
+            numbers = torch.stack([loss.detach().float()] + [parts[k].detach().float() for k in self.names[1:]])
             sums = numbers if sums is None else sums + numbers
         world = self.rt.world
+        n = len(self.names)
         step = torch.cat([sums / len(micro), torch.isfinite(sums).all().float().reshape(1)])
         world.sum_(step)
-        ok = bool(step[3] >= world.world_size)   # every process's losses finite
+        ok = bool(step[n] >= world.world_size)   # every process's losses finite
         grad_norm = torch.tensor(float("nan"))
         if ok:
             if scaler is not None:
@@ -111,7 +119,9 @@ class TrainStep:
                 torch._foreach_copy_(self.buffers, self.saved_buffers)
             self.optimizer.zero_grad(set_to_none=True)
             return None
-        loss_v, mse, ssim, grad_norm = torch.cat(
-            [step[:3] / world.world_size, grad_norm.detach().float().reshape(1).to(step.device)]).tolist()
-        return {"loss": loss_v, "mse": mse, "ssim": ssim,
-                "psnr": 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf, "grad_norm": grad_norm}
+        values = torch.cat([step[:n] / world.world_size,
+                            grad_norm.detach().float().reshape(1).to(step.device)]).tolist()
+        out = dict(zip(self.names, values[:n]))
+        mse = out["mse"]
+        out.update({"psnr": 10.0 * math.log10(1.0 / mse) if mse > 0 else math.inf, "grad_norm": values[n]})
+        return out

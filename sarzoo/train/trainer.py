@@ -258,7 +258,8 @@ class Trainer:
                        self.steps_per_epoch, self.batch_size, self.max_steps, cfg["lr"], self.schedule.warmup_steps,
                        len(self.val_ds), dict(st.reference), st.epoch, st.step, st.batch_in_epoch,
                        self.resumed_from, self.resumed_amp, self.schedule.kind, self.accumulate,
-                       self.rt.world_size, self.resumed_step_batch)
+                       self.rt.world_size, self.resumed_step_batch, self.model.latent_bits(),
+                       float(cfg["rate"]["lmbda"]))
 
     def _log_start(self) -> None:
         st = self.state

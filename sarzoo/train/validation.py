@@ -30,6 +30,7 @@ class Validation:
         self.preprocessing = preprocessing
         self.latent_numel = latent_numel
         self.preview_idx = preview_indices(len(val_ds), preview_samples)
+        self.rd = bool(getattr(net, "entropy_coded", False))
 
     @torch.no_grad()
     def run(self, reference: bool = False, interrupted: Callable[[], bool] = lambda: False) -> dict[str, float] | None:
@@ -64,14 +65,21 @@ class Validation:
                 batch = self.rt.to_device(batch)
                 x, mask = batch["x"], batch["mask"]
                 n = x.shape[0]
+                likelihoods = None
                 if reference:
                     x_hat = M.classical_reference(x.float(), self.latent_numel)
                 else:
                     with self.rt.infer.autocast():
-                        x_hat = self.net(x)[0].float()
-                loss, parts = self.loss_fn(x_hat, x, mask)
+                        if self.rd:   # eval-mode likelihoods: the rate the coder will spend
+                            x_hat, _, likelihoods = self.net(x, rd=True)
+                            x_hat = x_hat.float()
+                        else:
+                            x_hat = self.net(x)[0].float()
+                loss, parts = self.loss_fn(x_hat, x, mask, likelihoods)
                 add("loss", float(loss), n)
                 add("mse", float(parts["mse"]), n)
+                if "bpp" in parts:
+                    add("bpp", float(parts["bpp"]), n)
                 # per_scene: each image in its own scene's range (ENL); several bands: "psnr/VV" beside the mean
                 prep = self.val_ds.item_preprocessing(batch["scene"]) if hasattr(self.val_ds, "item_preprocessing") \
                     else self.preprocessing
