@@ -179,8 +179,10 @@ def test_cli_table_json_plot_and_out(ckpts, tmp_path):
 
 
 def test_model_and_bicubic_points_are_what_eval_reports(ckpts):
-    """rd measures what eval measures: the model point is eval's full-scene figures, the bicubic point at
-    the model's compression is eval's classical reference."""
+    """rd measures what eval measures: the model point is eval's full-scene figures on the same images (up
+    to the difference between the decoded bitstream, decoded in float32 on the codec's tiles, and eval's
+    fast-path reconstruction: a few hundredths of a dB), the bicubic point at the model's compression is
+    eval's classical reference exactly."""
     from sarzoo.evaluation import evaluate
     from sarzoo.rd import rd_report
 
@@ -188,10 +190,13 @@ def test_model_and_bicubic_points_are_what_eval_reports(ckpts):
     rep = rd_report([ckpts[1]], jp2_rates=[], bicubic_factors=[4.0], device="cpu")
     assert [c["name"] for c in rep["curves"]] == ["train_tiny32", "bicubic"]
     model, bic = rep["curves"][0]["points"][0], rep["curves"][1]["points"][0]
-    for k in ("psnr", "ssim", "enl_ratio", "epi"):  # (a random-weight model's flat output has no EPI: None)
-        assert model[k] == ev[k] or model[k] == pytest.approx(ev[k], rel=1e-9, abs=1e-12), k
+    # a random-weight model's output is nearly flat: its ENL ratio and EPI divide by a near-zero variance
+    # and do not survive the float32/bf16 difference, so only PSNR and SSIM compare
+    for k in ("psnr", "ssim"):
+        assert model[k] == pytest.approx(ev[k], rel=5e-3, abs=1e-3), k
+    for k in ("psnr", "ssim", "enl_ratio", "epi"):
         assert bic[k] == pytest.approx(ev["reference"][k], rel=1e-9, abs=1e-12), k
-    assert model["psnr_clean"] == pytest.approx(ev["clean"]["model"]["psnr"], rel=1e-9)
+    assert model["psnr_clean"] == pytest.approx(ev["clean"]["model"]["psnr"], rel=5e-3)
     assert rep["input"]["psnr"] == pytest.approx(ev["clean"]["input"]["psnr"], rel=1e-9)
     assert model["latent_shape"] == ev["latent_shape"] and model["checkpoint"] == ev["checkpoint"]
 

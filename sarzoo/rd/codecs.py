@@ -151,16 +151,9 @@ def model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray) -> tuple[np.n
 
 
 def _model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """The one adapter to the bitstream codec. # until sarzoo.codec.roundtrip lands: the tiled float
-    reconstruction of ``sarzoo.inference`` and the float32 latent as its bits (latent numbers per tile
-    × 32, every tile counted, no-data ones too). When it lands this body becomes
-    ``from sarzoo.codec import roundtrip; return roundtrip(model, x01, mask)``."""
-    from sarzoo.data.patches import patch_grid
-    from sarzoo.inference import reconstruct, tile_size
+    """The one adapter to the bitstream codec: what ``sarzoo decode`` gives back and the bits
+    ``sarzoo encode`` writes for the image's tiles (no-data tiles cost nothing; the fixed header
+    is left out, as a per-file constant)."""
+    from sarzoo.codec import roundtrip
 
-    # until sarzoo.codec.roundtrip lands
-    tile = tile_size(model)
-    y = reconstruct(model, x01, tile=tile)
-    h, w = x01.shape[-2:]
-    tiles = len(patch_grid(max(h, tile), max(w, tile), tile, tile))
-    return y, tiles * math.prod(model.latent_shape) * 32
+    return roundtrip(model, x01, mask)
