@@ -129,6 +129,16 @@ def sarzoo_tags(prep: Any, channels: int) -> tuple[dict[str, str], list[dict[str
     return tags, band, names
 
 
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """What a failed write raises: ``OSError``, GDAL's errors through rasterio, or our own."""
+    try:
+        from rasterio._err import CPLE_BaseError
+        from rasterio.errors import RasterioError
+    except ImportError:  # rasterio is a dependency; without it only .npy outputs exist
+        return OSError, SarzooError
+    return OSError, SarzooError, RasterioError, CPLE_BaseError
+
+
 def _cannot_write(path: Path, exc: BaseException) -> SarzooError:
     """The one-paragraph error of a failed write (a full disk, a file-size limit, an I/O error)."""
     if isinstance(exc, SarzooError):
@@ -179,9 +189,10 @@ class _Sink:
         """Raise when the closed file is not what was written (the GeoTIFF sink reads it back)."""
 
     def _fail(self, exc: BaseException) -> None:
-        """Remove the temporary file and raise ``exc``: a write error as one ``SarzooError``."""
+        """Remove the temporary file and raise ``exc``: a write error (``OSError``, GDAL's) as one
+        ``SarzooError``; anything else (Ctrl-C, a bug) as it is."""
         self.abort()
-        if isinstance(exc, Exception):
+        if isinstance(exc, _write_errors()):
             raise _cannot_write(self.path, exc) from None
         raise exc
 
@@ -319,7 +330,7 @@ class GeoTiffSink(_Sink):
         v = values.reshape(self.channels, *values.shape[-2:])
         try:
             self.dst.write(v, window=Window(col, row, v.shape[-1], v.shape[-2]))
-        except Exception as exc:  # GDAL's write error (CPLE_*, wrapped in RasterioIOError)
+        except _write_errors() as exc:  # GDAL's write error (CPLE_*, wrapped in RasterioIOError)
             raise _cannot_write(self.path, exc) from None
 
     def _close(self) -> None:
