@@ -142,24 +142,28 @@ def bicubic(x01: np.ndarray, mask: np.ndarray, factor: float) -> tuple[np.ndarra
     return classical_reference(x01, latent_numel).astype(np.float32, copy=False), kept * KEPT_NUMBER_BITS
 
 
-def model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
+def model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray, tile: int | None = None
+                    ) -> tuple[np.ndarray, int]:
     """A model's decoded image and bits for one image: ``sarzoo.codec.roundtrip``'s contract, ``(C, H, W)``
-    float32 in [0, 1] as ``sarzoo decode`` would produce it, and the total bits of the coded latents."""
-    y, bits = _model_roundtrip(model, x01, mask)
+    float32 in [0, 1] as ``sarzoo decode`` would produce it, and the total bits of the coded latents.
+    ``tile``: the side eval's windows are aligned on (its ``data.patch_size``; None: the model's own)."""
+    y, bits = _model_roundtrip(model, x01, mask, tile)
     y = np.asarray(y, dtype=np.float32).reshape(x01.shape)
     return y, int(bits)
 
 
-def _model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
+def _model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray, tile: int | None = None
+                     ) -> tuple[np.ndarray, int]:
     """The one adapter to the bitstream codec. # until sarzoo.codec.roundtrip lands: the tiled float
     reconstruction of ``sarzoo.inference`` and the float32 latent as its bits (latent numbers per tile
     × 32, every tile counted, no-data ones too). When it lands this body becomes
-    ``from sarzoo.codec import roundtrip; return roundtrip(model, x01, mask)``."""
+    ``from sarzoo.codec import roundtrip; return roundtrip(model, x01, mask)`` (with ``tile`` passed on
+    if it takes one: tiles on another side than eval's windows would not be eval's reconstruction)."""
     from sarzoo.data.patches import patch_grid
     from sarzoo.inference import reconstruct, tile_size
 
     # until sarzoo.codec.roundtrip lands
-    tile = tile_size(model)
+    tile = tile or tile_size(model)
     y = reconstruct(model, x01, tile=tile)
     h, w = x01.shape[-2:]
     tiles = len(patch_grid(max(h, tile), max(w, tile), tile, tile))
