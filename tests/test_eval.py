@@ -193,8 +193,9 @@ def test_eval_geotiff_with_nodata_and_saved_images(run_dir, tmp_path):
     with rasterio.open(img["reconstruction"]) as src:
         rec = src.read(1)
         assert src.crs.to_epsg() == 32633  # georeferencing kept
+        assert src.nodata == -9999.0      # no-data as sarzoo reconstruct writes it: the input's value
     assert rec.shape == (100, 90)
-    assert np.isnan(rec[:30, :20]).all() and np.isfinite(rec[30:, 20:]).all()
+    assert (rec[:30, :20] == -9999.0).all() and np.isfinite(rec).all()
     assert (rec[30:, 20:] > 0).all()  # back in linear intensity
     assert (out / "metrics.json").is_file() and img["png"].endswith(".png")
     assert open(img["png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -209,7 +209,7 @@ def test_a_curve_of_four_checkpoints_gets_bd_figures(tmp_path, monkeypatch):
     rates = {1: 0.25, 2: 0.5, 3: 1.0, 4: 2.0}
     paths = [make_ckpt(tmp_path / f"c{c}.pt", latent=c) for c in rates]
     monkeypatch.setattr(codecs, "_model_roundtrip",
-                        lambda model, x, m: codecs.jpeg2000(x, m, rates[model.latent_shape[0]]))
+                        lambda model, x, m, tile=None: codecs.jpeg2000(x, m, rates[model.latent_shape[0]]))
     rep = rd_report(curves=[("as-jp2", paths)], jp2_rates=list(rates.values()), bicubic_factors=[], device="cpu")
     curve = rep["curves"][0]
     assert curve["name"] == "as-jp2" and len(curve["points"]) == 4
@@ -345,3 +345,30 @@ def test_help_stays_light():
             "print(sorted(m for m in ('torch', 'matplotlib', 'rasterio') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_rd_tiles_and_counts_images_as_eval_does(ckpts, tmp_path, monkeypatch):
+    """Under --set data.patch_size the model is tiled on eval's tile (the windows' alignment), not the
+    stored one; an image with no valid pixel is skipped and not counted."""
+    from sarzoo.evaluation import evaluate
+    from sarzoo.rd import codecs, rd_report
+
+    sets = ["data.patch_size=64"]
+    ev = evaluate(ckpts[1], overrides=sets, patches=False, device="cpu")
+    rep = rd_report([ckpts[1]], overrides=sets, jp2_rates=[], bicubic_factors=[], device="cpu")
+    assert rep["curves"][0]["points"][0]["psnr"] == pytest.approx(ev["psnr"], rel=1e-9)
+    tiles = []
+    real = codecs._model_roundtrip
+    monkeypatch.setattr(codecs, "_model_roundtrip", lambda model, x, m, tile=None: (tiles.append(tile), real(
+        model, x, m, tile))[1])
+    rd_report([ckpts[1]], overrides=sets, jp2_rates=[], bicubic_factors=[], device="cpu")
+    assert tiles and set(tiles) == {64}      # the stored recipe's patch size is 32
+    monkeypatch.undo()
+
+    rng = np.random.default_rng(2)
+    a = (0.05 * rng.gamma(4, 0.25, size=(80, 70))).astype(np.float32)
+    a[:32, :32] = np.nan   # the first of the 2 × 2 windows of 32 px (remainders merged) is all no-data
+    np.save(tmp_path / "s.npy", a)
+    rep = rd_report([ckpts[0]], [str(tmp_path / "s.npy")], jp2_rates=[], bicubic_factors=[], device="cpu",
+                    window=32)
+    assert rep["data"]["n_images"] == 3 and rep["data"]["valid_pixels"] == 80 * 70 - 32 * 32

@@ -89,14 +89,21 @@ def test_tile_and_overlap_must_keep_tiles_on_the_input_multiple(conv):
 
 
 def test_block_layout_aligns_blocks_on_the_stride_and_geotiff_tiles():
+    import math
+
     from sarzoo.inference.tiles import TileGrid
 
-    for tile, overlap in [(64, 0), (64, 16), (64, 24), (256, 8), (32, 8)]:
-        g = TileGrid(tile, overlap, 8)
+    for tile, overlap, m in [(64, 0, 8), (64, 16, 8), (64, 24, 8), (256, 8, 8), (32, 8, 8), (1001, 0, 1),
+                             (1000, 8, 8), (1200, 0, 16)]:
+        g = TileGrid(tile, overlap, m)
+        unit = math.lcm(g.stride, 16)
         for want in (1, 48, 100, 2048, 5000):
             block, file_tile = g.block_layout(want)
-            assert block % g.stride == 0 and file_tile % 16 == 0 and block % file_tile == 0, (tile, overlap, want)
-            assert file_tile <= max(512, g.stride * 16) and block >= file_tile
+            assert file_tile % 16 == 0 and block % file_tile == 0 and block >= file_tile, (tile, overlap, want)
+            # near the request: never the 16,016 px blocks lcm(1001, 16) would force
+            assert block <= 1.5 * max(want, 512) + 16, (tile, overlap, want, block)
+            if unit <= max(want, 512):   # on the stride wherever that keeps the block near the request
+                assert block % g.stride == 0 and file_tile <= max(512, unit), (tile, overlap, want)
 
 
 # --- the engine ---------------------------------------------------------------------------------
@@ -116,14 +123,14 @@ class CountingSource:
 
 
 def _run(model, a, grid, block, prep=None, batch=16):
+    from sarzoo.data.readers import iter_blocks
     from sarzoo.inference.engine import reconstruct_blocks
-    from sarzoo.inference.tiles import block_windows
 
     src = CountingSource(a)
     out = np.full(src.a.shape, np.nan, np.float32)
     sizes = []
     with one_torch_thread():
-        for blk in reconstruct_blocks(model, src, grid, block_windows(src.height, src.width, block), prep=prep,
+        for blk in reconstruct_blocks(model, src, grid, iter_blocks(src.height, src.width, block), prep=prep,
                                       batch_size=batch):
             h, w = blk.shape
             assert np.isnan(out[:, blk.row:blk.row + h, blk.col:blk.col + w]).all()  # each pixel once
@@ -247,8 +254,9 @@ def test_seam_metric_sees_a_step_at_tile_edges_and_nothing_in_a_seamless_image()
 @given(block=st.integers(5, 120), overlap=st.sampled_from([0, 16]), holes=st.booleans())
 @settings(max_examples=30, deadline=None)
 def test_seam_metric_streams_over_blocks_exactly(block, overlap, holes):
+    from sarzoo.data.readers import iter_blocks
     from sarzoo.inference.seams import SeamMeter
-    from sarzoo.inference.tiles import TileGrid, block_windows
+    from sarzoo.inference.tiles import TileGrid
 
     g = TileGrid(64, overlap, 8)
     rng = np.random.default_rng(block)
@@ -259,7 +267,7 @@ def test_seam_metric_streams_over_blocks_exactly(block, overlap, holes):
         mask[:, 20:70, 30:45] = False
     whole = _seams_whole(g, y, x, mask)
     meter = SeamMeter(g, 150, 130, 2)
-    for r, c, h, w in block_windows(150, 130, block):
+    for r, c, h, w in iter_blocks(150, 130, block):
         meter.add(r, c, y[:, r:r + h, c:c + w], x[:, r:r + h, c:c + w], mask[:, r:r + h, c:c + w])
     got = meter.result()
     assert got["border_pairs"] == whole["border_pairs"] and got["interior_pairs"] == whole["interior_pairs"]
@@ -268,10 +276,10 @@ def test_seam_metric_streams_over_blocks_exactly(block, overlap, holes):
 
 
 def test_overlap_hides_the_seams_of_a_trained_model(conv):
-    from sarzoo.data.readers import MemoryScene
+    from sarzoo.data.readers import MemoryScene, iter_blocks
     from sarzoo.inference.engine import reconstruct_blocks
     from sarzoo.inference.seams import SeamMeter
-    from sarzoo.inference.tiles import TileGrid, block_windows
+    from sarzoo.inference.tiles import TileGrid
 
     model, prep = conv
     scene = MemoryScene("s", speckled(250, 250, seed=4))  # no edge of the scene falls on a tile edge
@@ -280,7 +288,7 @@ def test_overlap_hides_the_seams_of_a_trained_model(conv):
         g = TileGrid(64, overlap, 8)
         meter = SeamMeter(g, 256, 256, 1)
         with one_torch_thread():
-            for blk in reconstruct_blocks(model, scene, g, block_windows(250, 250, 96), prep=prep):
+            for blk in reconstruct_blocks(model, scene, g, iter_blocks(250, 250, 96), prep=prep):
                 meter.add(blk.row, blk.col, blk.y, blk.x, blk.mask)
         ratios[overlap] = meter.result()
     seam = {k: v["seam_ratio"] for k, v in ratios.items()}

@@ -11,7 +11,8 @@ import json
 import re
 import sys
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 #: --heldout without a count; a constant here, not an import, so `sarzoo --help` stays instant
 HELDOUT_SCENES = 32
@@ -59,24 +60,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="default auto")
 
 
-def run(args) -> int:
-    """Run the evaluation; print the text report (progress on stderr) or one JSON object on stdout."""
+@contextmanager
+def warnings_to_stderr() -> Iterator[None]:
+    """The ``ClipRangeWarning``s raised in the body, each printed once it returns as one ``warning:`` line
+    on stderr (with ``--json`` too: stdout stays the JSON); any other warning as Python shows it.
+    Nothing is printed when the body raises (its error is the message). ``sarzoo eval``, ``rd`` and
+    ``reconstruct`` print their warnings through this one function."""
     from sarzoo.data.preprocess import ClipRangeWarning
-    from sarzoo.evaluation import evaluate  # torch loads here, never at `sarzoo --help`
-    from sarzoo.images import DIFF_GAIN
 
-    say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClipRangeWarning)
-        r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,
-                     scenes=not args.no_scenes, patches=not args.no_patches,
-                     batch_size=args.batch_size, device=args.device, save_images=args.save_images, progress=say,
-                     heldout=args.heldout)
-    for w in caught:  # ours as one line each on stderr (also with --json); anything else as Python shows it
+        yield
+    for w in caught:
         if issubclass(w.category, ClipRangeWarning):
             print(f"warning: {w.message}", file=sys.stderr, flush=True)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def run(args) -> int:
+    """Run the evaluation; print the text report (progress on stderr) or one JSON object on stdout."""
+    from sarzoo.evaluation import evaluate  # torch loads here, never at `sarzoo --help`
+    from sarzoo.images import DIFF_GAIN
+
+    say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
+    with warnings_to_stderr():   # ours as one line each on stderr (also with --json)
+        r = evaluate(args.checkpoint, args.data, split=args.split, overrides=args.overrides, overlap=args.overlap,
+                     scenes=not args.no_scenes, patches=not args.no_patches,
+                     batch_size=args.batch_size, device=args.device, save_images=args.save_images, progress=say,
+                     heldout=args.heldout)
     if args.json:
         print(json.dumps(r, allow_nan=False))
     else:

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +104,7 @@ def _check_target(path: str, flag: str, what: str) -> Path:
 
 def run(args) -> int:
     """Measure, then print the table (progress on stderr) or one JSON object, then write the files."""
-    from sarzoo.data.preprocess import ClipRangeWarning
+    from sarzoo.commands.evaluate import warnings_to_stderr
     from sarzoo.files import atomic_write_bytes, atomic_write_text
     from sarzoo.rd import rd_report
     from sarzoo.rd.report import format_table
@@ -114,19 +113,13 @@ def run(args) -> int:
     plot = _check_target(args.plot, "--plot", "the figure") if args.plot else None
     out = _check_target(args.out, "--out", "the report files") if args.out else None
     say = (lambda s: None) if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ClipRangeWarning)
+    with warnings_to_stderr():   # ours as one line each on stderr (also with --json), as sarzoo eval prints them
         r = rd_report(args.checkpoints, args.data, curves=_curves(args.curve), split=args.split,
                       heldout=args.heldout, overrides=args.overrides,
                       jp2_rates=DEFAULT_JP2_RATES if args.jp2_rates is None else _list(args.jp2_rates),
                       bicubic_factors=DEFAULT_BICUBIC_FACTORS if args.bicubic_factors is None
                       else _list(args.bicubic_factors),
                       device=args.device, progress=say)
-    for w in caught:  # ours as one line each on stderr (also with --json), as sarzoo eval prints them
-        if issubclass(w.category, ClipRangeWarning):
-            print(f"warning: {w.message}", file=sys.stderr, flush=True)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     table = format_table(r)
     png = _png(r) if plot or out else None
     # everything is measured and rendered: only now is anything written

@@ -11,7 +11,6 @@ import json
 import signal
 import sys
 import threading
-import warnings
 from typing import Any
 
 NAME = "reconstruct"
@@ -97,7 +96,7 @@ def _progress(quiet: bool):
 
 
 def run(args) -> int:
-    from sarzoo.data.preprocess import ClipRangeWarning
+    from sarzoo.commands.evaluate import warnings_to_stderr
     from sarzoo.files import jsonable
     from sarzoo.inference.run import reconstruct_file
 
@@ -110,8 +109,7 @@ def run(args) -> int:
 
         old = signal.signal(signal.SIGTERM, on_term)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ClipRangeWarning)
+        with warnings_to_stderr():
             r = reconstruct_file(args.checkpoint, args.input, args.output, tile=args.tile, overlap=args.overlap,
                                  batch_size=args.batch, block=args.block, device=args.device, cog=args.cog,
                                  overwrite=args.overwrite, domain=args.domain, nodata=args.nodata, runtime=runtime,
@@ -124,11 +122,6 @@ def run(args) -> int:
             bar.close()
         if old is not None:
             signal.signal(signal.SIGTERM, old)
-    for w in caught:
-        if issubclass(w.category, ClipRangeWarning):
-            print(f"warning: {w.message}", file=sys.stderr, flush=True)
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if args.json:
         print(json.dumps(jsonable(r), allow_nan=False))
     elif args.report:

@@ -69,9 +69,7 @@ class PatchDataset(Dataset):
         mt = torch.from_numpy(np.ascontiguousarray(m))
         ct = None
         if clean is not None:
-            c, _ = prep.forward(clean)
-            c = np.where(m, c, np.float32(prep.fill))
-            ct = torch.from_numpy(np.ascontiguousarray(c, dtype=np.float32))
+            ct = torch.from_numpy(np.ascontiguousarray(clean_forward(prep, clean, m)))
         if self.augment:
             xt, mt, ct = random_dihedral([xt, mt, ct])
             xt, mt = xt.contiguous(), mt.contiguous()
@@ -107,10 +105,22 @@ def synthetic_scenes(n_scenes: int, size: int, looks: float | Sequence[float], s
 
 
 def region_blocks(regions: Sequence[Region], block: int = 1024):
-    """Raw ``(C, h, w)`` blocks covering ``regions``: a streaming pass, one block in memory."""
+    """Raw ``(C, h, w)`` blocks covering ``regions``: a streaming pass, one block in memory. Each scene
+    is released after every block (``Scene.release``): pages of a memory-mapped ``.npy`` would
+    otherwise stay resident until the pass ends, i.e. the whole scene."""
     for reg in regions:
         for r, c, h, w in iter_blocks(reg.height, reg.width, block):
-            yield reg.scene.read(reg.row + r, reg.col + c, h, w)
+            a = reg.scene.read(reg.row + r, reg.col + c, h, w)
+            reg.scene.release()
+            yield a
+
+
+def clean_forward(prep: Preprocessing, clean: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Raw clean reflectivity (synthetic data) as the model sees its input: ``prep.forward``, with the
+    input's no-data pixels (``mask`` False) filled with ``prep.fill``; float32. Training's items,
+    eval's and rd's images compare against the same clean truth."""
+    c, _ = prep.forward(clean)
+    return np.where(mask, c, np.float32(prep.fill)).astype(np.float32, copy=False)
 
 
 def clip_range_from_regions(regions: Sequence[Region], domain: str, low: float, high: float) -> tuple[Any, Any]:

@@ -74,25 +74,27 @@ class SceneWriter:
     clip range the output was mapped back with: for a ``per_scene`` model this scene's own) and
     band names, written to a temporary file that ``close`` renames into place (``abort`` removes it).
 
-    One band per channel (a ``(C, H, W)`` ``.npy`` for C > 1; ``(H, W)`` for one). No-data is NaN."""
+    One band per channel (a ``(C, H, W)`` ``.npy`` for C > 1; ``(H, W)`` for one). No-data is written as
+    ``sarzoo reconstruct`` writes it (``rasters.output_nodata``): the input's declared nodata value
+    (``--set data.nodata`` included), NaN where it declares none."""
 
     def __init__(self, directory: Path, index: int, scene: Any, prep: Any):
-        from sarzoo.inference.rasters import georeference, open_sink
+        from sarzoo.inference.rasters import georeference, open_sink, output_nodata
 
         self.scene, self.prep = scene, prep
+        self.nodata = output_nodata(scene)
         self.channels = int(scene.channels)
         stem = f"{index:03d}_{safe_name(scene.id)}"
         georef = georeference(scene)
         self.geotiff = georef is not None
         self.path = directory / (stem + (".recon.tif" if self.geotiff else ".recon.npy"))
-        side = -(-max(scene.height, scene.width) // 16) * 16
         self.sink = open_sink(self.path, scene.height, scene.width, self.channels, prep=prep, georef=georef,
-                              block=min(512, side))
+                              nodata=self.nodata)
 
     def write(self, row: int, col: int, y01: np.ndarray, mask: np.ndarray) -> None:
         from sarzoo.inference.rasters import output_values
 
-        self.sink.write(row, col, output_values(self.prep, y01, mask))
+        self.sink.write(row, col, output_values(self.prep, y01, mask, self.nodata))
 
     def close(self) -> None:
         self.sink.commit()

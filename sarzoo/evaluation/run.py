@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -87,8 +86,9 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
     }
     if ed.scene_preprocessing:  # per_scene: the range each scene was read (and its output written) with
         report["data"]["scene_clip_db"] = {sid: _clip_db(p) for sid, p in ed.scene_preprocessing.items()}
-    patch_clips: dict[str, list[int]] = {}
-    scene_clips: dict[str, list[int]] = {}
+    from sarzoo.inference.clips import ClipTally
+
+    patch_clips, scene_clips = ClipTally(), ClipTally()
     if patches and ed.patches:
         say(f"patches    {len(ed.patches)} × {tile} px")
         report["patches"] = {**_patch_level(model, ed, batch_size, dev, patch_clips), "size": tile}
@@ -101,7 +101,7 @@ def evaluate(checkpoint: str | os.PathLike, data: Sequence[str] | None = None, *
             report["latent"]["bits_per_pixel"] = sum(it["bits"] for it in coded) / max(
                 1, sum(it["valid_pixels"] for it in coded))
             report["latent"]["measured_on"] = "full scenes, sarzoo.codec.roundtrip (tiles, no header)"
-    report["warnings"] = _clip_warnings(scene_clips if scenes else patch_clips, ed.preprocessing)
+    report["warnings"] = (scene_clips if scenes else patch_clips).warn(ed.preprocessing)
 
     top = report["scenes"] if scenes else report.get("patches")
     if top is None:
@@ -125,30 +125,8 @@ def _clip_db(prep: Any) -> dict[str, Any]:
     return {"vmin": prep.vmin, "vmax": prep.vmax}
 
 
-def _count_clips(clips: dict[str, list[int]], where: str, x: Any, m: Any) -> None:
-    from sarzoo.data.preprocess import clip_counts
-
-    acc = clips.setdefault(where, [0, 0, 0])
-    for i, n in enumerate(clip_counts(x, m)):
-        acc[i] += n
-
-
-def _clip_warnings(clips: dict[str, list[int]], prep: Any) -> list[str]:
-    """A ``ClipRangeWarning`` per file whose valid pixels mostly fell outside the clip range."""
-    from sarzoo.data.preprocess import ClipRangeWarning, clip_warning
-
-    out = []
-    for where, (valid, below, above) in clips.items():
-        msg = clip_warning(where, valid, below, above, prep)
-        if msg is not None:
-            warnings.warn(msg, ClipRangeWarning, stacklevel=3)
-            out.append(msg)
-    return out
-
-
 @torch.no_grad()
-def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
-                 clips: dict[str, list[int]]) -> dict[str, Any]:
+def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device, clips: Any) -> dict[str, Any]:
     """Means over the patches, batch by batch: the very items training validated on (same reading,
     preprocessing and clean fill), weighted by batch size as validation weighs them."""
     from sarzoo.data.dataset import PatchDataset
@@ -163,7 +141,7 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
         mb = torch.stack([it["mask"] for it in items])
         cb = torch.stack([it["clean"] for it in items]) if all("clean" in it for it in items) else None
         for j, it in enumerate(items):
-            _count_clips(clips, ds.patches[b + j].region.scene.group, it["x"], it["mask"])
+            clips.add(ds.patches[b + j].region.scene.group, it["x"], it["mask"])
         yb = fastpath.forward(model, xb)[0].float().clamp(0, 1).cpu()
         rb = classical_reference(xb, latent_numel)
         prep = ds.item_preprocessing([it["scene"] for it in items])
@@ -173,13 +151,14 @@ def _patch_level(model: Any, ed: Any, batch_size: int, dev: torch.device,
 
 
 def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, window: int,
-                 out_dir: Path | None, clips: dict[str, list[int]]) -> list[dict[str, Any]]:
+                 out_dir: Path | None, clips: Any) -> list[dict[str, Any]]:
     """Per-image figures of every region, each window of ``pieces`` one image; with ``out_dir`` also its
-    PNG and its part of the scene's reconstruction file.
+    PNG and its part of the scene's reconstruction file. ``clips``: a ``ClipTally`` of the pixels read.
 
     A region is reconstructed by the windowed engine (``sarzoo.inference.engine``), the windows being its
     output blocks: each is exactly its part of the whole region's reconstruction (one global tile grid,
     reflect-padded at the region's edges), so windows bound memory and change nothing else."""
+    from sarzoo.data.dataset import clean_forward
     from sarzoo.evaluation import outputs
     from sarzoo.inference.engine import reconstruct_blocks
     from sarzoo.inference.rasters import RegionSource
@@ -199,11 +178,11 @@ def _scene_level(model: Any, ed: Any, tile: int, overlap: int, batch_size: int, 
             for piece, blk in zip(ps, reconstruct_blocks(model, source, grid, blocks, prep=prep,
                                                          batch_size=batch_size)):
                 x, m, y = blk.x, blk.mask, blk.y
-                _count_clips(clips, piece.scene.group, x, m)
+                clips.add(piece.scene.group, x, m)
                 clean = None
                 if piece.scene.has_clean:
-                    cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
-                    clean = np.where(m, prep.forward(cr)[0], np.float32(prep.fill)).astype(np.float32)
+                    clean = clean_forward(prep, piece.scene.read_clean(piece.row, piece.col, piece.height,
+                                                                       piece.width), m)
                 # the reference gets the same count of numbers per pixel as the model's latent
                 r = classical_reference(x, max(1, round(x.size / ratio)))
                 it = {"id": piece.id, "shape": [piece.height, piece.width], **figures(x, y, r, m, prep, clean)}

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from sarzoo import fastpath
+from sarzoo.data.readers import iter_blocks
 from sarzoo.errors import SarzooError
-from sarzoo.inference.tiles import TileGrid, block_windows, tile_grid
+from sarzoo.inference.tiles import TileGrid, tile_grid
 
-__all__ = ["Block", "reconstruct_blocks", "count_tiles", "reflect_index", "read_reflected", "reconstruct",
-           "DEFAULT_BLOCK"]
+__all__ = ["Block", "reconstruct_blocks", "scene_values", "count_tiles", "reflect_index", "read_reflected",
+           "reconstruct", "DEFAULT_BLOCK"]
 
 #: Output block side (px) before rounding to the grid's alignment: a 2048² float64 accumulator is 32 MiB
 #: a channel, and the halo (one tile each side) is then a few per cent of the block.
@@ -137,6 +138,23 @@ def reconstruct_blocks(model: Any, source: Any, grid: TileGrid, blocks: Iterable
         model.train(was_training)
 
 
+def scene_values(model: Any, scene: Any, grid: TileGrid, prep: Any, block: int, *, nodata: float | None = None,
+                 batch_size: int = 16, on_tiles: Callable[[int], None] | None = None, tally: Any = None,
+                 where: str = "the input") -> Iterator[tuple[Block, np.ndarray]]:
+    """A whole scene in output blocks of ``block`` px (``TileGrid.block_layout``'s), row by row, each as
+    ``(block, values)``: the values in the data's domain (``rasters.output_values``: ``nodata``, NaN
+    when None, at no-data pixels). Each block's clip counts go to ``tally`` (a ``clips.ClipTally``)
+    under ``where``. The loop of ``sarzoo reconstruct`` (which writes the values) and of
+    ``Loaded.reconstruct`` (which collects them)."""
+    from sarzoo.inference.rasters import output_values
+
+    blocks = iter_blocks(int(scene.height), int(scene.width), block)
+    for blk in reconstruct_blocks(model, scene, grid, blocks, prep=prep, batch_size=batch_size, on_tiles=on_tiles):
+        if tally is not None:
+            tally.add(where, blk.x, blk.mask)
+        yield blk, output_values(prep, blk.y, blk.mask, nodata)
+
+
 class ArraySource:
     """An in-memory ``(C, H, W)`` array as a source (values taken as they are)."""
 
@@ -176,7 +194,7 @@ def reconstruct(model: Any, x01: Any, overlap: int = 0, batch_size: int = 16, ti
     grid = tile_grid(model, tile, overlap)
     source = ArraySource(x)
     out = np.empty(x.shape, dtype=np.float32)
-    blocks = block_windows(source.height, source.width, grid.block_layout(DEFAULT_BLOCK)[0])
+    blocks = iter_blocks(source.height, source.width, grid.block_layout(DEFAULT_BLOCK)[0])
     for blk in reconstruct_blocks(model, source, grid, blocks, batch_size=int(batch_size)):
         h, w = blk.shape
         out[:, blk.row:blk.row + h, blk.col:blk.col + w] = blk.y

@@ -34,13 +34,10 @@ class Loaded(NamedTuple):
         ``raw`` itself (``scene_preprocessing``) and inverts that range on the output. Tiling as
         ``sarzoo.reconstruct`` (``tile``, ``overlap``: multiples of the model's input multiple).
         """
-        import warnings
-
-        from sarzoo.data.preprocess import ClipRangeWarning, clip_counts, clip_warning
         from sarzoo.data.readers import MemoryScene
-        from sarzoo.inference.engine import DEFAULT_BLOCK, reconstruct_blocks
-        from sarzoo.inference.rasters import output_values
-        from sarzoo.inference.tiles import block_windows, tile_grid
+        from sarzoo.inference.clips import ClipTally
+        from sarzoo.inference.engine import DEFAULT_BLOCK, scene_values
+        from sarzoo.inference.tiles import tile_grid
 
         is_tensor = isinstance(raw, torch.Tensor)
         a = raw.detach().cpu().numpy() if is_tensor else np.asarray(raw)
@@ -49,15 +46,12 @@ class Loaded(NamedTuple):
         prep = self.scene_preprocessing(a)
         scene = MemoryScene("the input", a)
         out = np.empty((scene.channels, scene.height, scene.width), dtype=np.float32)
-        counts = [0, 0, 0]
-        blocks = block_windows(scene.height, scene.width, grid.block_layout(DEFAULT_BLOCK)[0])
-        for blk in reconstruct_blocks(self.model, scene, grid, blocks, prep=prep, batch_size=batch_size):
+        tally = ClipTally()
+        for blk, values in scene_values(self.model, scene, grid, prep, grid.block_layout(DEFAULT_BLOCK)[0],
+                                        batch_size=batch_size, tally=tally):
             h, w = blk.shape
-            out[:, blk.row:blk.row + h, blk.col:blk.col + w] = output_values(prep, blk.y, blk.mask)
-            counts = [n + m for n, m in zip(counts, clip_counts(blk.x, blk.mask))]
-        msg = clip_warning("the input", *counts, prep)
-        if msg is not None:
-            warnings.warn(msg, ClipRangeWarning, stacklevel=2)
+            out[:, blk.row:blk.row + h, blk.col:blk.col + w] = values
+        tally.warn(prep)
         out = out.reshape(a.shape)
         return torch.from_numpy(out) if is_tensor else out
 

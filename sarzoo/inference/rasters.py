@@ -11,9 +11,19 @@ memory; ``pwrite`` puts the block in the file and keeps nothing.
 
 Why GeoTIFF blocks are written on the file's own tile grid (``tiles.TileGrid.block_layout``): a
 compressed tile written in pieces is compressed and stored again for every piece.
+
+Why a GeoTIFF is read back before it is renamed into place: GDAL writes compressed tiles from its
+block cache, often only when the file is closed, and rasterio's ``close()`` does not report a failure
+there (a full disk, a file-size limit): the file would be truncated, or its tile index never
+written, and still close "successfully". Reading every tile back (one at a time, so memory stays one
+tile) and checking that each has a place in the file is the only sure test; it costs one
+decompression of the output. A ``.npy`` needs none: every ``pwrite`` is checked, its space is
+reserved when it is opened (``posix_fallocate``, so a full disk fails at the start, not an hour in),
+and ``fsync`` reports late errors.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 import warnings
@@ -22,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from sarzoo.errors import SarzooError, describe
+from sarzoo.errors import SarzooError, describe, first_line
 from sarzoo.files import TMP_PREFIX, _chmod_like_new_file, _fsync_dir
 
 __all__ = ["GEOTIFF_EXTS", "OUTPUT_EXTS", "output_kind", "RegionSource", "georeference", "input_nodata",
-           "output_values", "sarzoo_tags", "NpySink", "GeoTiffSink", "open_sink"]
+           "output_nodata", "output_values", "sarzoo_tags", "NpySink", "GeoTiffSink", "open_sink"]
 
 GEOTIFF_EXTS = (".tif", ".tiff", ".gtiff")
 OUTPUT_EXTS = GEOTIFF_EXTS + (".npy",)
@@ -85,6 +95,15 @@ def input_nodata(scene: Any) -> float | None:
     return vals[0] if len(set(map(str, vals))) == 1 else None
 
 
+def output_nodata(scene: Any, nodata: float | None = None) -> float | None:
+    """The value written at the no-data pixels of a reconstruction of ``scene``: ``nodata`` (a
+    ``--nodata`` given for the input), else the input's declared one; None (written as NaN) when
+    there is neither, or when it is NaN. One rule for ``sarzoo reconstruct`` and ``sarzoo eval
+    --save-images``, so their outputs of one scene agree."""
+    v = nodata if nodata is not None else input_nodata(scene)
+    return None if v is None or v != v else v
+
+
 def output_values(prep: Any, y01: np.ndarray, mask: np.ndarray, nodata: float | None = None) -> np.ndarray:
     """``y01`` back in the data's domain (``prep.inverse``), ``nodata`` (NaN when None) where ``mask`` is
     False; float32 ``(C, h, w)``."""
@@ -110,13 +129,36 @@ def sarzoo_tags(prep: Any, channels: int) -> tuple[dict[str, str], list[dict[str
     return tags, band, names
 
 
+def _write_errors() -> tuple[type[BaseException], ...]:
+    """What a failed write raises: ``OSError``, GDAL's errors through rasterio, or our own."""
+    try:
+        from rasterio._err import CPLE_BaseError
+        from rasterio.errors import RasterioError
+    except ImportError:  # rasterio is a dependency; without it only .npy outputs exist
+        return OSError, SarzooError
+    return OSError, SarzooError, RasterioError, CPLE_BaseError
+
+
+def _cannot_write(path: Path, exc: BaseException) -> SarzooError:
+    """The one-paragraph error of a failed write (a full disk, a file-size limit, an I/O error)."""
+    if isinstance(exc, SarzooError):
+        return exc
+    why = getattr(exc, "strerror", None) or first_line(exc.__cause__ or exc)
+    return SarzooError(f"{path}: cannot write ({why}); is there room on the disk? Nothing was written under "
+                       f"its name")
+
+
 def _temp_beside(path: Path, suffix: str) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.stem}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
         raise SarzooError(f"{path}: cannot write in {path.parent} ({exc.strerror or describe(exc)})") from None
     os.close(fd)
-    _chmod_like_new_file(tmp)
+    try:
+        _chmod_like_new_file(tmp)
+    except BaseException:
+        _unlink(Path(tmp))
+        raise
     return Path(tmp)
 
 
@@ -143,16 +185,27 @@ class _Sink:
     def _finish(self, tmp: Path) -> Path:
         return tmp
 
+    def _verify(self, final: Path) -> None:
+        """Raise when the closed file is not what was written (the GeoTIFF sink reads it back)."""
+
+    def _fail(self, exc: BaseException) -> None:
+        """Remove the temporary file and raise ``exc``: a write error (``OSError``, GDAL's) as one
+        ``SarzooError``; anything else (Ctrl-C, a bug) as it is."""
+        self.abort()
+        if isinstance(exc, _write_errors()):
+            raise _cannot_write(self.path, exc) from None
+        raise exc
+
     def commit(self) -> Path:
         try:
             self._close()
             final = self._finish(self.tmp)
+            self._verify(final)
             os.replace(final, self.path)
             self.tmp = None
             _fsync_dir(str(self.path.parent))
-        except BaseException:
-            self.abort()
-            raise
+        except BaseException as exc:
+            self._fail(exc)
         return self.path
 
     def abort(self) -> None:
@@ -165,37 +218,60 @@ class _Sink:
 
 
 class NpySink(_Sink):
-    """A float32 ``.npy``: ``(H, W)`` for one channel, ``(C, H, W)`` for more, written with ``pwrite``."""
+    """A float32 ``.npy``: ``(H, W)`` for one channel, ``(C, H, W)`` for more, written with ``pwrite``;
+    its space is reserved at once, so a disk without room for it fails before any work."""
 
     def __init__(self, path: str | os.PathLike, height: int, width: int, channels: int):
         super().__init__(path, height, width, channels)
-        from numpy.lib import format as npf
-
-        shape = (self.height, self.width) if self.channels == 1 else (self.channels, self.height, self.width)
+        self.fd: int | None = None
         try:
+            from numpy.lib import format as npf
+
+            shape = (self.height, self.width) if self.channels == 1 else (self.channels, self.height, self.width)
             with open(self.tmp, "wb") as f:
                 npf.write_array_header_2_0(f, {"descr": npf.dtype_to_descr(np.dtype("<f4")),
                                                "fortran_order": False, "shape": shape})
                 self.offset = f.tell()
-                f.truncate(self.offset + 4 * self.channels * self.height * self.width)
-            self.fd: int | None = os.open(self.tmp, os.O_WRONLY)
-        except OSError as exc:
-            self.abort()
-            raise SarzooError(f"{self.path}: cannot write ({exc.strerror or describe(exc)})") from None
+            self.fd = os.open(self.tmp, os.O_WRONLY)
+            size = 4 * self.channels * self.height * self.width
+            try:
+                os.posix_fallocate(self.fd, self.offset, size)
+            except OSError as exc:  # a file system that cannot reserve space: a sparse file, every write checked
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise
+                os.ftruncate(self.fd, self.offset + size)
+        except BaseException as exc:
+            self._fail(exc)
 
     def write(self, row: int, col: int, values: np.ndarray) -> None:
         v = np.ascontiguousarray(values, dtype="<f4").reshape(self.channels, *values.shape[-2:])
         h, w = v.shape[-2:]
-        for c in range(self.channels):
-            for i in range(h):
-                at = self.offset + 4 * ((c * self.height + row + i) * self.width + col)
-                os.pwrite(self.fd, v[c, i].tobytes(), at)
+        try:
+            for c in range(self.channels):
+                if w == self.width:  # whole rows: the channel's block is one contiguous run of the file
+                    self._pwrite(v[c], self.offset + 4 * (c * self.height + row) * self.width)
+                    continue
+                for i in range(h):
+                    self._pwrite(v[c, i], self.offset + 4 * ((c * self.height + row + i) * self.width + col))
+        except OSError as exc:
+            raise _cannot_write(self.path, exc) from None
+
+    def _pwrite(self, a: np.ndarray, at: int) -> None:
+        """All of ``a`` at ``at``: ``pwrite`` may write less than asked (a signal, a nearly full disk)."""
+        data = memoryview(a).cast("B")
+        while data:
+            n = os.pwrite(self.fd, data, at)
+            if n <= 0:
+                raise OSError(errno.EIO, "a write wrote nothing")
+            data, at = data[n:], at + n
 
     def _close(self) -> None:
-        if getattr(self, "fd", None) is not None:
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = None
+        fd, self.fd = getattr(self, "fd", None), None
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 class GeoTiffSink(_Sink):
@@ -208,48 +284,75 @@ class GeoTiffSink(_Sink):
                  georef: dict[str, Any] | None = None, nodata: float | None = None, block: int = 512,
                  cog: bool = False):
         super().__init__(path, height, width, channels)
+        self.cog = cog
+        try:
+            self._open(prep, georef or {}, nodata, block)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, Exception) and not isinstance(exc, SarzooError):
+                raise SarzooError(f"{self.path}: cannot write GeoTIFF ({describe(exc)})") from None
+            raise
+
+    def _open(self, prep: Any, georef: dict[str, Any], nodata: float | None, block: int) -> None:
         import rasterio
 
-        self.cog = cog
-        georef = georef or {}
+        # a tile no larger than the image needs (its side rounded up to a multiple of 16, as GeoTIFF tiles are)
+        block = min(int(block), -(-max(self.height, self.width) // 16) * 16)
         profile = {"driver": "GTiff", "height": self.height, "width": self.width, "count": self.channels,
                    "dtype": "float32", "nodata": float("nan") if nodata is None else float(nodata),
                    "tiled": True, "blockxsize": block, "blockysize": block, "compress": "deflate",
                    "predictor": 3, "BIGTIFF": "IF_SAFER"}
-        if georef.get("crs") is not None and georef.get("gcps") is None:
-            profile.update(crs=georef["crs"], transform=georef["transform"])
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # NotGeoreferencedWarning for arrays
-                self.dst = rasterio.open(self.tmp, "w", **profile)
-            if georef.get("gcps") is not None:
-                self.dst.gcps = georef["gcps"]
-            if prep is not None:
-                tags, band_tags, names = sarzoo_tags(prep, self.channels)
-                self.dst.update_tags(**tags)
-                for i in range(self.channels):
-                    self.dst.update_tags(i + 1, **band_tags[i])
-            else:
-                names = [""] * self.channels
-            for i, name in enumerate(georef.get("descriptions") or names):
-                if name:
-                    self.dst.set_band_description(i + 1, name)
-        except SarzooError:
-            raise
-        except Exception as exc:
-            self.abort()
-            raise SarzooError(f"{self.path}: cannot write GeoTIFF ({describe(exc)})") from None
+        if georef.get("gcps") is None:  # a transform without a CRS (a local grid) is kept too
+            transform, crs = georef.get("transform"), georef.get("crs")
+            if transform is not None and (crs is not None or not transform.is_identity):
+                profile["transform"] = transform
+            if crs is not None:
+                profile["crs"] = crs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NotGeoreferencedWarning for arrays
+            self.dst = rasterio.open(self.tmp, "w", **profile)
+        if georef.get("gcps") is not None:
+            self.dst.gcps = georef["gcps"]
+        if prep is not None:
+            tags, band_tags, names = sarzoo_tags(prep, self.channels)
+            self.dst.update_tags(**tags)
+            for i in range(self.channels):
+                self.dst.update_tags(i + 1, **band_tags[i])
+        else:
+            names = [""] * self.channels
+        for i, name in enumerate(georef.get("descriptions") or names):
+            if name:
+                self.dst.set_band_description(i + 1, name)
 
     def write(self, row: int, col: int, values: np.ndarray) -> None:
         from rasterio.windows import Window
 
         v = values.reshape(self.channels, *values.shape[-2:])
-        self.dst.write(v, window=Window(col, row, v.shape[-1], v.shape[-2]))
+        try:
+            self.dst.write(v, window=Window(col, row, v.shape[-1], v.shape[-2]))
+        except _write_errors() as exc:  # GDAL's write error (CPLE_*, wrapped in RasterioIOError)
+            raise _cannot_write(self.path, exc) from None
 
     def _close(self) -> None:
         dst = getattr(self, "dst", None)
         if dst is not None and not dst.closed:
             dst.close()
+
+    def _verify(self, final: Path) -> None:
+        """Every tile of the closed file has a place in it and decompresses (see the module's docstring)."""
+        import rasterio
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(final) as src:
+                for _, win in src.block_windows(1):
+                    x, y = win.col_off // src.block_shapes[0][1], win.row_off // src.block_shapes[0][0]
+                    for b in range(1, src.count + 1):
+                        if src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=b) in (None, "", "0"):
+                            raise SarzooError(f"{self.path}: cannot write (tile {x}, {y} of band {b} is missing "
+                                              f"from the file); is there room on the disk? Nothing was written "
+                                              f"under its name")
+                    src.read(window=win)
 
     def _finish(self, tmp: Path) -> Path:
         if not self.cog:

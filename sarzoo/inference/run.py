@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import resource
 import time
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -77,21 +76,13 @@ def _open_input(path: str, prep: Any, channels: int, nodata: float | None) -> An
 
 
 def _scene_prep(scene: Any, prep: Any) -> Any:
-    """``prep``, refitted on the whole scene for a ``per_scene`` checkpoint (a streaming pass)."""
+    """``prep``, refitted on the whole scene for a ``per_scene`` checkpoint: the streaming pass of
+    ``sarzoo eval`` and training (``dataset.scene_preprocessing``)."""
     if not prep.per_scene:
         return prep
-    from sarzoo.data.readers import iter_blocks
+    from sarzoo.data.dataset import scene_preprocessing
 
-    def chunks():
-        for r, c, h, w in iter_blocks(scene.height, scene.width, 1024):
-            a = scene.read(r, c, h, w)
-            scene.release()
-            yield a
-
-    try:
-        return prep.refit(chunks())
-    except SarzooError as exc:
-        raise SarzooError(f"{scene.id}: {exc}") from None
+    return scene_preprocessing([scene], prep)[0][scene.id]
 
 
 def reconstruct_file(checkpoint: str | os.PathLike, input_path: str | os.PathLike, output_path: str | os.PathLike, *,
@@ -107,12 +98,13 @@ def reconstruct_file(checkpoint: str | os.PathLike, input_path: str | os.PathLik
     ``progress(total_tiles)`` returns the callback told the tiles done after each batch. Returns the
     report (``seams``: with the seam metric)."""
     from sarzoo import checkpoint as ck
-    from sarzoo.data.preprocess import ClipRangeWarning, clip_counts, clip_warning
-    from sarzoo.inference.engine import DEFAULT_BLOCK, count_tiles, reconstruct_blocks
+    from sarzoo.data.readers import iter_blocks
+    from sarzoo.inference.clips import ClipTally
+    from sarzoo.inference.engine import DEFAULT_BLOCK, count_tiles, scene_values
     from sarzoo.inference.loaded import load
-    from sarzoo.inference.rasters import georeference, input_nodata, open_sink, output_values
+    from sarzoo.inference.rasters import georeference, open_sink, output_nodata
     from sarzoo.inference.seams import SeamMeter
-    from sarzoo.inference.tiles import block_windows, default_overlap, input_multiple, tile_grid
+    from sarzoo.inference.tiles import default_overlap, input_multiple, tile_grid, tile_size
 
     inp, out = str(input_path), str(output_path)
     kind = _check_paths(inp, out, overwrite)
@@ -126,13 +118,9 @@ def reconstruct_file(checkpoint: str | os.PathLike, input_path: str | os.PathLik
     model, prep = loaded
     if domain is not None:
         prep = replace(prep, domain=domain)
-    m = input_multiple(model)
-    t = tile
-    if t is None:
-        from sarzoo.inference.tiles import tile_size
-
-        t = tile_size(model)
-    grid = tile_grid(model, t, default_overlap(t, m) if overlap is None else overlap, ("--tile", "--overlap"))
+    t = tile_size(model) if tile is None else tile
+    grid = tile_grid(model, t, default_overlap(t, input_multiple(model)) if overlap is None else overlap,
+                     ("--tile", "--overlap"))
     channels = int(model.input_shape[0])
 
     import rasterio
@@ -140,37 +128,32 @@ def reconstruct_file(checkpoint: str | os.PathLike, input_path: str | os.PathLik
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         scene = _open_input(inp, prep, channels, nodata)
         prep = _scene_prep(scene, prep)
-        out_nodata = nodata if nodata is not None else input_nodata(scene)
-        if out_nodata is not None and out_nodata != out_nodata:  # NaN: written as NaN anyway
-            out_nodata = None
+        out_nodata = output_nodata(scene, nodata)
         H, W = int(scene.height), int(scene.width)
         bsize, file_tile = grid.block_layout(block or DEFAULT_BLOCK)
-        total = count_tiles(grid, (H, W), block_windows(H, W, bsize))
+        total = count_tiles(grid, (H, W), iter_blocks(H, W, bsize))
         on_tiles = progress(total) if progress is not None else None
-        sink = open_sink(out, H, W, channels, prep=prep, georef=georeference(scene) if kind == "geotiff" else None,
-                         nodata=out_nodata, block=min(file_tile, -(-max(H, W) // 16) * 16), cog=cog)
         meter = SeamMeter(grid, H, W, channels) if seams else None
-        counts, valid = [0, 0, 0], 0
+        tally, valid = ClipTally(), 0
+        sink = None
         t1 = time.perf_counter()
         try:
-            for blk in reconstruct_blocks(model, scene, grid, block_windows(H, W, bsize), prep=prep,
-                                          batch_size=batch_size, on_tiles=on_tiles):
-                sink.write(blk.row, blk.col, output_values(prep, blk.y, blk.mask, out_nodata))
-                counts = [n + k for n, k in zip(counts, clip_counts(blk.x, blk.mask))]
+            sink = open_sink(out, H, W, channels, prep=prep, georef=georeference(scene) if kind == "geotiff" else None,
+                             nodata=out_nodata, block=file_tile, cog=cog)
+            for blk, values in scene_values(model, scene, grid, prep, bsize, nodata=out_nodata, batch_size=batch_size,
+                                            on_tiles=on_tiles, tally=tally, where=inp):
+                sink.write(blk.row, blk.col, values)
                 valid += int(blk.mask[0].sum())
                 if meter is not None:
                     meter.add(blk.row, blk.col, blk.y, blk.x, blk.mask)
             t2 = time.perf_counter()
             sink.commit()
         except BaseException:
-            sink.abort()
+            if sink is not None:
+                sink.abort()
             raise
     t3 = time.perf_counter()
-    msgs = []
-    msg = clip_warning(inp, *counts, prep)
-    if msg is not None:
-        warnings.warn(msg, ClipRangeWarning, stacklevel=2)
-        msgs.append(msg)
+    msgs = tally.warn(prep)
     fast = getattr(model, "fast_path", None)
     return {
         "checkpoint": str(model.checkpoint_info.get("path") or checkpoint), "input": inp, "output": out,

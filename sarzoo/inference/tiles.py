@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from sarzoo.errors import SarzooError
 
 __all__ = ["BLEND_FLOOR", "TileGrid", "tile_size", "input_multiple", "blend_weights", "tile_grid",
-           "default_overlap", "block_windows"]
+           "default_overlap"]
 
 #: Smallest blend weight: never zero, so a pixel covered by one tile's ramp only keeps that tile's value.
 BLEND_FLOOR = 1e-3
@@ -125,11 +125,18 @@ class TileGrid:
 
     def block_layout(self, block: int) -> tuple[int, int]:
         """``(block, file_tile)``: output blocks of about ``block`` px and the GeoTIFF tile they are written
-        in. Both are multiples of the stride (a block edge falls where a tile starts, so fewer tiles
-        straddle two blocks) and of 16 (GeoTIFF tiles are); the file tile is as near ``GTIFF_TILE`` as
-        that allows (but no larger than the block) and the block a multiple of it, so every block
-        writes whole file tiles."""
+        in. Both are multiples of 16 (GeoTIFF tiles are) and, where that keeps them near the request,
+        of the stride (a block edge falls where a tile starts, so fewer tiles straddle two blocks);
+        the file tile is as near ``GTIFF_TILE`` as that allows (but no larger than the block) and the
+        block a multiple of it, so every block writes whole file tiles.
+
+        Why the stride alignment is given up when lcm(stride, 16) exceeds both the request and
+        ``GTIFF_TILE``: a 1001 px stride would otherwise force 16,016 px blocks (a 2 GB accumulator
+        where 2048 px were asked for). Blocks never change the output (``engine``), only how many
+        tiles run twice, so the memory bound comes first."""
         unit = self.stride * 16 // math.gcd(self.stride, 16)
+        if unit > max(block, GTIFF_TILE):
+            unit = 16
         file_tile = unit * max(1, min(GTIFF_TILE // unit, block // unit))
         return file_tile * max(1, round(block / file_tile)), file_tile
 
@@ -172,10 +179,3 @@ def tile_grid(model: Any, tile: int | None = None, overlap: int = 0,
         raise SarzooError(f"{names[1]} {overlap} px is not a multiple of {m}, {why}; use "
                           f"{_nearest(overlap, m, 0, tile - m)}")
     return TileGrid(tile, overlap, m)
-
-
-def block_windows(height: int, width: int, block: int) -> Iterator[tuple[int, int, int, int]]:
-    """``(row, col, h, w)`` output blocks of ``block`` px covering the scene, row by row."""
-    for r in range(0, height, block):
-        for c in range(0, width, block):
-            yield r, c, min(block, height - r), min(block, width - c)

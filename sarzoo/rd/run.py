@@ -108,6 +108,9 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
                           f"uncompressed {codecs.JP2_SAMPLE_BITS * channels} bits per pixel of this "
                           f"{channels}-channel data")
 
+    # the model tiles as eval's scene level does: on the evaluation's patch size (``--set
+    # data.patch_size`` included), on which eval's windows (``selection.pieces``) are aligned
+    tile = int(ed.config["patch_size"])
     points: list[_Point] = []
     meta = []
     for curve, path, ckpt, ced in loaded:
@@ -117,7 +120,8 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
                 "step": ckpt.get("step"), "latent_shape": list(model.latent_shape),
                 "compression_ratio": float(model.compression_ratio)}
         meta.append({**info, "curve": curve})
-        points.append(_Point(curve, "model", info, lambda x, m, model=model: codecs.model_roundtrip(model, x, m)))
+        points.append(_Point(curve, "model", info,
+                             lambda x, m, model=model: codecs.model_roundtrip(model, x, m, tile=tile)))
     for r in rates:
         points.append(_Point(JP2_CURVE, "jpeg2000", {"target_bpp": r},
                              lambda x, m, r=r: codecs.jpeg2000(x, m, r)))
@@ -125,7 +129,9 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
         points.append(_Point(BICUBIC_CURVE, "bicubic", {"factor": f, "kept_number_bits": codecs.KEPT_NUMBER_BITS},
                              lambda x, m, f=f: codecs.bicubic(x, m, f)))
 
-    clips: dict[str, list[int]] = {}
+    from sarzoo.inference.clips import ClipTally
+
+    clips = ClipTally()
     valid, n_images, inputs = _measure(points, ed, window or SCENE_WINDOW, say, channels, clips)
     if valid == 0:
         raise SarzooError(f"no valid pixel in the data ({ed.description}): every pixel is no-data, so no rate "
@@ -138,7 +144,7 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
         "rate": "bits per valid pixel: a codec's bits summed over every image / the valid pixels summed",
         "curves": _curves(points, valid),
         "bd_anchor": JP2_CURVE,
-        "warnings": _clip_warnings(clips, ed.preprocessing),
+        "warnings": clips.warn(ed.preprocessing),
     }
     if inputs:
         report["input"] = {k: _mean([it[k] for it in inputs]) for k in ("psnr", "ssim", "epi")}
@@ -208,28 +214,14 @@ def _same_images(first: tuple[Any, Any], path: Any, ed: Any) -> None:
                           f"share axes; report them separately (or train both with one fixed data.clip range)")
 
 
-def _clip_warnings(clips: dict[str, list[int]], prep: Any) -> list[str]:
-    """A ``ClipRangeWarning`` (Python ``warnings``) per file whose valid pixels mostly fell outside the
-    clip range, as ``sarzoo eval`` gives: every codec's figures on saturated input mean little."""
-    import warnings
-
-    from sarzoo.data.preprocess import ClipRangeWarning, clip_warning
-
-    out = []
-    for where, (n, below, above) in clips.items():
-        msg = clip_warning(where, n, below, above, prep)
-        if msg is not None:
-            warnings.warn(msg, ClipRangeWarning, stacklevel=3)
-            out.append(msg)
-    return out
-
-
 def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], None], channels: int,
-             clips: dict[str, list[int]]) -> tuple[int, int, list[dict[str, Any]]]:
-    """Code and measure every image with every point; ``(valid pixels, images, input-vs-clean figures)``.
-    An image without a valid pixel is skipped: it costs no codec anything and has no figure. ``clips``
-    gathers each file's clipped-pixel counts (``_clip_warnings``)."""
-    from sarzoo.data.preprocess import clip_counts
+             clips: Any) -> tuple[int, int, list[dict[str, Any]]]:
+    """Code and measure every image with every point; ``(valid pixels, images measured, input-vs-clean
+    figures)``. An image without a valid pixel is skipped (and not counted): it costs no codec
+    anything and has no figure. ``clips`` (a ``ClipTally``) counts each file's clipped pixels, as
+    ``sarzoo eval`` does: every codec's figures on saturated input mean little. Each scene is
+    released after its window is read, so a memory-mapped ``.npy`` stays one window resident."""
+    from sarzoo.data.dataset import clean_forward
     from sarzoo.evaluation.selection import pieces
     from sarzoo.metrics import band_names, batch_metrics
 
@@ -238,26 +230,26 @@ def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], No
     n_models = sum(p.codec == "model" for p in points)
     say(f"images     {len(todo)} ({ed.description})")
     say(f"codecs     {n_models} model(s), {len(points) - n_models} classical point(s)")
-    valid = 0
+    valid = measured = 0
     inputs: list[dict[str, Any]] = []
     for i, piece in enumerate(todo):
         prep = ed.prep_for(piece.scene.id)
         raw = piece.scene.read(piece.row, piece.col, piece.height, piece.width)
+        piece.scene.release()
         x, m = prep.forward(raw)
         x = np.asarray(x, dtype=np.float32).reshape(channels, piece.height, piece.width)
         m = np.asarray(m, dtype=bool).reshape(x.shape)
         mask = m.all(axis=0)
-        acc = clips.setdefault(piece.scene.group, [0, 0, 0])
-        for j, n in enumerate(clip_counts(x, m)):
-            acc[j] += n
-        clean = None
-        if piece.scene.has_clean:
-            cr = piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
-            clean = np.where(m, prep.forward(cr)[0].reshape(x.shape), np.float32(prep.fill)).astype(np.float32)
-        bands = band_names(channels, prep) if channels > 1 else None
+        clips.add(piece.scene.group, x, m)
         if not mask.any():  # nothing to code or measure: no codec would spend bits on it
             continue
+        clean = None
+        if piece.scene.has_clean:
+            clean = clean_forward(prep, piece.scene.read_clean(piece.row, piece.col, piece.height, piece.width)
+                                  .reshape(x.shape), m)
+        bands = band_names(channels, prep) if channels > 1 else None
         valid += int(mask.sum())
+        measured += 1
         for p in points:
             y, bits = p.fn(x, mask)
             p.bits += int(bits)
@@ -266,7 +258,7 @@ def _measure(points: list[_Point], ed: Any, window: int, say: Callable[[str], No
             inputs.append(batch_metrics(clean, x, m, bands=bands))
         if (i + 1) % 25 == 0 or i + 1 == len(todo):
             say(f"           {i + 1}/{len(todo)} images")
-    return valid, len(todo), inputs
+    return valid, measured, inputs
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
