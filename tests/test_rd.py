@@ -347,23 +347,9 @@ def test_help_stays_light():
     assert out.strip() == "[]"
 
 
-def test_rd_tiles_and_counts_images_as_eval_does(ckpts, tmp_path, monkeypatch):
-    """Under --set data.patch_size the model is tiled on eval's tile (the windows' alignment), not the
-    stored one; an image with no valid pixel is skipped and not counted."""
-    from sarzoo.evaluation import evaluate
-    from sarzoo.rd import codecs, rd_report
-
-    sets = ["data.patch_size=64"]
-    ev = evaluate(ckpts[1], overrides=sets, patches=False, device="cpu")
-    rep = rd_report([ckpts[1]], overrides=sets, jp2_rates=[], bicubic_factors=[], device="cpu")
-    assert rep["curves"][0]["points"][0]["psnr"] == pytest.approx(ev["psnr"], rel=1e-9)
-    tiles = []
-    real = codecs._model_roundtrip
-    monkeypatch.setattr(codecs, "_model_roundtrip", lambda model, x, m, tile=None: (tiles.append(tile), real(
-        model, x, m, tile))[1])
-    rd_report([ckpts[1]], overrides=sets, jp2_rates=[], bicubic_factors=[], device="cpu")
-    assert tiles and set(tiles) == {64}      # the stored recipe's patch size is 32
-    monkeypatch.undo()
+def test_rd_counts_only_the_images_it_measures(ckpts, tmp_path):
+    """An image with no valid pixel is skipped and not counted."""
+    from sarzoo.rd import rd_report
 
     rng = np.random.default_rng(2)
     a = (0.05 * rng.gamma(4, 0.25, size=(80, 70))).astype(np.float32)
