@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Iterable, Mapping, Union
 import yaml
 
 from sarzoo import catalog
+from sarzoo.config.bounded_yaml import LimitError, compose, parse_yaml
 from sarzoo.errors import RecipeError, did_you_mean, first_line
 
 PathKey = tuple[Union[str, int], ...]
@@ -30,121 +30,11 @@ STEP_KEYS = ("out_channels", "stride")
 DELETE_KEY = "_delete_"
 
 
-#: Bounds on what reading one recipe may cost, checked before the cost is paid (docs/recipes.md).
-#: A recipe is a few kB and ~100 nodes; pure-Python PyYAML parses ~10k nodes a second on a busy core.
+#: Bounds on what reading one recipe may cost, checked before the cost is paid (docs/recipes.md);
+#: the YAML nodes' bounds (depth, count after aliases) are ``sarzoo.config.bounded_yaml``'s.
 MAX_FILE_BYTES = 256 * 1024    # a recipe file is read only when it is a regular file at most this big
-MAX_DEPTH = 64                 # mappings and lists nested deeper than this are refused
-MAX_NODES = 10_000             # YAML nodes, also after alias expansion ("billion laughs" stops here)
 MAX_FILES = 64                 # recipe files one recipe may read through `extends:` (diamonds included)
 MAX_KEY_PARTS = 64             # parts of one `--set` key path
-
-
-class _LimitError(Exception):
-    """A bound of this module was exceeded; turned into a RecipeError by whoever knows the file."""
-
-    def __init__(self, message: str, line: int | None = None):
-        super().__init__(message)
-        self.line = line
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, but ``1e-4`` is a float as in YAML 1.2 (PyYAML 1.1 makes it a string),
-    and composing stops at nesting deeper than ``MAX_DEPTH`` (before PyYAML's recursive composer
-    could exhaust the Python stack) and at more than ``MAX_NODES`` nodes (before parsing the rest)."""
-
-    _depth = 0
-    _nodes = 0
-
-    def compose_node(self, parent, index):  # noqa: D102 - PyYAML's hook
-        self._depth += 1
-        self._nodes += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise _LimitError(f"nested deeper than {MAX_DEPTH} levels", mark.line + 1)
-            if self._nodes > MAX_NODES:
-                mark = self.peek_event().start_mark
-                raise _LimitError(f"more than {MAX_NODES:,} YAML nodes (a recipe has about a hundred)",
-                                  mark.line + 1)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def check_node_graph(root: yaml.Node) -> int:
-    """The number of nodes ``root`` stands for once every alias is expanded, computed without
-    expanding anything (each distinct node is visited once, iteratively). Refuses a recursive
-    alias (a node that contains itself), more than ``MAX_NODES`` expanded nodes and an expanded
-    depth beyond ``MAX_DEPTH`` with ``_LimitError``."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        key = id(node)
-        if done:
-            kids = _children(node)
-            size[key] = 1 + sum(size[id(k)] for k in kids)
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
-            on_path.discard(key)
-            if size[key] > MAX_NODES:
-                raise _LimitError(f"expands to more than {MAX_NODES:,} YAML nodes (aliases of aliases?)",
-                                  node.start_mark.line + 1)
-            if depth[key] > MAX_DEPTH:
-                raise _LimitError(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded",
-                                  node.start_mark.line + 1)
-            continue
-        if key in size:
-            continue
-        if key in on_path:
-            raise _LimitError("a recursive alias: the anchored node contains an alias of itself",
-                              node.start_mark.line + 1)
-        on_path.add(key)
-        stack.append((node, True))
-        for kid in reversed(_children(node)):
-            if id(kid) in on_path:
-                raise _LimitError("a recursive alias: the anchored node contains an alias of itself",
-                                  kid.start_mark.line + 1)
-            if id(kid) not in size:
-                stack.append((kid, False))
-    return size[id(root)]
-
-
-def _compose(text: str) -> tuple[yaml.Node | None, Any]:
-    """Compose once, check the node graph, then construct from the same nodes."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, None
-        check_node_graph(node)
-        return node, loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def parse_yaml(text: str):
-    """Parse one YAML value with the recipe loader's bounds; a bound exceeded raises ``_LimitError``."""
-    return _compose(text)[1]
 
 
 def keypath(path: Iterable[str | int]) -> str:
@@ -186,7 +76,7 @@ class RawRecipe:
 
 
 def _record_lines(root: yaml.Node, file: str, out: dict[PathKey, Origin]) -> None:
-    """Every key path's line, iteratively (the graph is already bounded by ``check_node_graph``).
+    """Every key path's line, iteratively (the graph is already bounded by ``bounded_yaml.check_node_graph``).
     A key's own line wins over the line of its value."""
     stack: list[tuple[yaml.Node, PathKey, bool]] = [(root, (), True)]
     while stack:
@@ -239,8 +129,8 @@ def _parse_file(path: Path) -> tuple[dict[str, Any], dict[PathKey, Origin]]:
     name = str(path)
     text = _read_bounded(path)
     try:
-        node, data = _compose(text)
-    except _LimitError as exc:
+        node, data = compose(text)
+    except LimitError as exc:
         raise RecipeError(f"YAML refused: {exc}", file=name, line=exc.line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -377,7 +267,7 @@ def parse_override(item: str) -> tuple[str, Any]:
     key, text = item.split("=", 1)
     try:
         value = parse_yaml(text) if text.strip() else ""
-    except _LimitError as exc:
+    except LimitError as exc:
         raise RecipeError(f"value of override '{key}' refused: {exc}", file="--set", key=key) from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or first_line(exc)
