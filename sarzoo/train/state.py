@@ -149,7 +149,7 @@ def checkpoint_step_batch(ck: dict[str, Any]) -> int:
     return int(train["batch_size"]) * int(train.get("accumulate") or 1)
 
 
-def restore(ck: dict[str, Any], t: TrainingParts, batch_size: int) -> TrainState:
+def restore(ck: dict[str, Any], t: TrainingParts) -> TrainState:
     """Load a training checkpoint into ``t`` and the global RNGs; its decision state is returned.
 
     Refuses a checkpoint of other training data: the epochs' batches would not be the same ones.

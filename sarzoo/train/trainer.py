@@ -86,7 +86,7 @@ class Trainer:
         self.resumed_step_batch: int | None = None
         self.saved_step: int | None = None    # step of the newest last.pt on disk (for messages)
         if resume is not None:
-            self.state = restore(resume, self.parts, self.batch_size)
+            self.state = restore(resume, self.parts)
             self.resumed_from, self.resumed_amp = resume.get("_path"), resume.get("amp")
             self.resumed_step_batch = checkpoint_step_batch(resume)
             self.saved_step = self.state.step
