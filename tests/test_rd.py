@@ -2,8 +2,8 @@
 
 Checkpoints are ``sarzoo.build`` models with random weights written with a fitted-looking clip range
 (no training: a rate–distortion report measures whatever the model does), on the test recipe's 32 px
-tiles and 64 px synthetic scenes. Nothing here depends on the bits the temporary model adapter counts
-(``sarzoo.rd.codecs._model_roundtrip``): those become the bitstream codec's when it lands.
+tiles and 64 px synthetic scenes. Model points go through ``sarzoo.rd.codecs._model_roundtrip``, the
+one adapter to ``sarzoo.codec.roundtrip``; a test swaps it to give a model known rates.
 """
 from __future__ import annotations
 
@@ -209,7 +209,7 @@ def test_a_curve_of_four_checkpoints_gets_bd_figures(tmp_path, monkeypatch):
     rates = {1: 0.25, 2: 0.5, 3: 1.0, 4: 2.0}
     paths = [make_ckpt(tmp_path / f"c{c}.pt", latent=c) for c in rates]
     monkeypatch.setattr(codecs, "_model_roundtrip",
-                        lambda model, x, m, tile=None: codecs.jpeg2000(x, m, rates[model.latent_shape[0]]))
+                        lambda model, x, m: codecs.jpeg2000(x, m, rates[model.latent_shape[0]]))
     rep = rd_report(curves=[("as-jp2", paths)], jp2_rates=list(rates.values()), bicubic_factors=[], device="cpu")
     curve = rep["curves"][0]
     assert curve["name"] == "as-jp2" and len(curve["points"]) == 4

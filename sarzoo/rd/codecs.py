@@ -142,23 +142,19 @@ def bicubic(x01: np.ndarray, mask: np.ndarray, factor: float) -> tuple[np.ndarra
     return classical_reference(x01, latent_numel).astype(np.float32, copy=False), kept * KEPT_NUMBER_BITS
 
 
-def model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray, tile: int | None = None
-                    ) -> tuple[np.ndarray, int]:
+def model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
     """A model's decoded image and bits for one image: ``sarzoo.codec.roundtrip``'s contract, ``(C, H, W)``
-    float32 in [0, 1] as ``sarzoo decode`` would produce it, and the total bits of the coded latents.
-    ``tile``: the side eval's windows are aligned on (its ``data.patch_size``; None: the model's own)."""
-    y, bits = _model_roundtrip(model, x01, mask, tile)
+    float32 in [0, 1] as ``sarzoo decode`` would produce it, and the total bits of the coded latents."""
+    y, bits = _model_roundtrip(model, x01, mask)
     y = np.asarray(y, dtype=np.float32).reshape(x01.shape)
     return y, int(bits)
 
 
-def _model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray, tile: int | None = None
-                     ) -> tuple[np.ndarray, int]:
+def _model_roundtrip(model: Any, x01: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, int]:
     """The one adapter to the bitstream codec: what ``sarzoo decode`` gives back and the bits
     ``sarzoo encode`` writes for the image's tiles (no-data tiles cost nothing; the fixed header
-    is left out, as a per-file constant). ``tile`` is eval's window tile; the codec always tiles on
-    the model's training patch size (its file format records that grid), which is eval's too unless
-    ``--set data.patch_size`` overrides it."""
+    is left out, as a per-file constant). The codec tiles on the model's training patch size (its
+    file format records that grid), which is eval's too unless ``--set data.patch_size`` overrides it."""
     from sarzoo.codec import roundtrip
 
     return roundtrip(model, x01, mask)

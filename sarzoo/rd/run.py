@@ -110,7 +110,6 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
 
     # the model tiles as eval's scene level does: on the evaluation's patch size (``--set
     # data.patch_size`` included), on which eval's windows (``selection.pieces``) are aligned
-    tile = int(ed.config["patch_size"])
     points: list[_Point] = []
     meta = []
     for curve, path, ckpt, ced in loaded:
@@ -121,7 +120,7 @@ def rd_report(checkpoints: Sequence[str | os.PathLike] = (), data: Sequence[str]
                 "compression_ratio": float(model.compression_ratio)}
         meta.append({**info, "curve": curve})
         points.append(_Point(curve, "model", info,
-                             lambda x, m, model=model: codecs.model_roundtrip(model, x, m, tile=tile)))
+                             lambda x, m, model=model: codecs.model_roundtrip(model, x, m)))
     for r in rates:
         points.append(_Point(JP2_CURVE, "jpeg2000", {"target_bpp": r},
                              lambda x, m, r=r: codecs.jpeg2000(x, m, r)))
